@@ -1,0 +1,44 @@
+"""The gpuimg error hierarchy.
+
+Every class subclasses :class:`GpuimgError` and also the builtin a caller would
+naturally catch, so ``except OSError`` and ``except gpuimg.ImageFileError``
+both work for a file that cannot be read as an image.
+"""
+
+from __future__ import annotations
+
+
+class GpuimgError(Exception):
+    """Base class of every error gpuimg raises on purpose."""
+
+
+class ImageFileError(GpuimgError, OSError):
+    """A file cannot be read (or written) as an image of the expected format."""
+
+
+class HeaderError(ImageFileError):
+    """A header on disk is malformed: wrong size, bad magic, impossible dims or offsets."""
+
+
+class TruncatedDataError(ImageFileError):
+    """The data block is shorter than the header promises."""
+
+
+class CompressedStreamError(ImageFileError):
+    """A gzip stream is corrupt or truncated."""
+
+
+class HeaderDataError(GpuimgError, ValueError):
+    """A header value is invalid (set by the caller, or inconsistent on read)."""
+
+
+class ExpiredDeprecationError(GpuimgError, RuntimeError):
+    """A deprecated API whose removal date has passed was called."""
+
+
+class DeviceUnavailableError(GpuimgError, RuntimeError):
+    """A GPU was asked for but CuPy or a CUDA device is missing."""
+
+
+class DeviceMemoryError(GpuimgError, MemoryError):
+    """The GPU ran out of memory while gpuimg was reading into it."""

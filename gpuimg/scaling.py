@@ -1,0 +1,214 @@
+"""Read scaling (``raw * slope + inter``) with nibabel's exact dtype rules, done in cache-sized blocks.
+
+nibabel computes a scaled read in three dtype steps, and the result depends on every one of them:
+
+1. the *work* dtype the arithmetic runs in: for integer data the first float type in which the scaled
+   integer range stays finite (float64 in practice), for float data the promotion of the data with the
+   scale factors (float64 unless the caller asked for a wider type);
+2. ``promote_types(work, requested)`` — the proxy's ``astype``;
+3. the requested dtype — numpy's final cast in ``np.asanyarray(proxy, dtype)``.
+
+:func:`plan_scaling` resolves those steps once, and :func:`scale_into` applies them block by block straight
+into the output array, so the values are bit-identical to nibabel's while the peak memory stays near the
+output plus the raw data (nibabel materialises the full float64 intermediate).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from gpuimg.errors import HeaderDataError
+
+#: Elements per block: 64 Ki float64 work values = 512 KiB, comfortably inside L2.
+BLOCK_ELEMENTS = 1 << 16
+
+_WIDER_FLOATS = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.longdouble))
+
+
+@dataclass(frozen=True)
+class ScalePlan:
+    """How to turn raw on-disk values into the requested result.
+
+    Attributes
+    ----------
+    raw_dtype : numpy.dtype
+        The on-disk dtype, with its byte order.
+    slope, inter : numpy scalar or None
+        Factors in ``work_dtype``; None where nibabel skips that operation (slope 1, intercept 0).
+    work_dtype : numpy.dtype or None
+        dtype of the arithmetic; None when no arithmetic happens.
+    casts : tuple of numpy.dtype
+        Successive casts applied after the arithmetic (or to the raw values when unscaled); the last one is
+        the result dtype. Empty when the result is the raw array itself.
+    """
+
+    raw_dtype: np.dtype
+    slope: np.generic | None
+    inter: np.generic | None
+    work_dtype: np.dtype | None
+    casts: tuple[np.dtype, ...]
+
+    @property
+    def out_dtype(self) -> np.dtype:
+        """dtype of the scaled result."""
+        if self.casts:
+            return self.casts[-1]
+        return self.work_dtype if self.work_dtype is not None else self.raw_dtype
+
+    @property
+    def is_identity(self) -> bool:
+        """True when the result is the raw data unchanged (same dtype, byte order included)."""
+        return self.work_dtype is None and not self.casts
+
+
+def _scaled_int_ftype(raw_dtype: np.dtype, slope: float, inter: float, start: np.dtype) -> np.dtype:
+    """First float type from ``start`` upwards in which the scaled integer range stays finite."""
+    info = np.iinfo(raw_dtype)
+    candidates = [t for t in _WIDER_FLOATS if t.itemsize >= start.itemsize]
+    for ftype in candidates:
+        ends = np.array([info.min, info.max], dtype=raw_dtype).astype(ftype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = ends * ftype.type(slope) + ftype.type(inter)
+        if np.all(np.isfinite(scaled)):
+            return ftype
+    raise HeaderDataError(
+        f"scaling {raw_dtype} data by slope {slope} and intercept {inter} overflows every float type"
+    )
+
+
+def plan_scaling(
+    raw_dtype: np.dtype, slope: float | None, inter: float | None, dtype: np.dtype | None = None
+) -> ScalePlan:
+    """Resolve nibabel's dtype steps for reading ``raw_dtype`` data scaled by ``slope``/``inter``.
+
+    Parameters
+    ----------
+    raw_dtype : numpy.dtype
+        On-disk dtype (byte order kept: an unscaled read with ``dtype=None`` keeps it, as nibabel does).
+    slope, inter : float or None
+        Scale factors as the header returns them; None means 1.0 and 0.0.
+    dtype : numpy.dtype or None
+        Requested result dtype (``np.asanyarray(proxy, dtype)``); None gives nibabel's natural dtype.
+
+    Returns
+    -------
+    ScalePlan
+
+    Examples
+    --------
+    >>> plan = plan_scaling(np.dtype('<i2'), 2.0, 1.0, np.dtype(np.float32))
+    >>> plan.work_dtype, plan.out_dtype
+    (dtype('float64'), dtype('float32'))
+    """
+    raw_dtype = np.dtype(raw_dtype)
+    slope = 1.0 if slope is None else float(slope)
+    inter = 0.0 if inter is None else float(inter)
+    requested = None if dtype is None else np.dtype(dtype)
+    if math.isnan(slope) or math.isnan(inter) or math.isinf(slope) or math.isinf(inter):
+        raise HeaderDataError(
+            f"scale factors must be finite, found slope {slope}, intercept {inter}"
+        )
+
+    work = None
+    if (slope, inter) != (1.0, 0.0):
+        if raw_dtype.fields is not None:
+            raise HeaderDataError(f"cannot scale structured data {raw_dtype} by {slope}, {inter}")
+        factor_dtype = np.dtype(np.float64)
+        if requested is not None and np.can_cast(factor_dtype, requested):
+            factor_dtype = requested
+        if raw_dtype.kind in "iu":
+            start = factor_dtype if factor_dtype.kind == "f" else np.dtype(np.float64)
+            work = _scaled_int_ftype(raw_dtype, slope, inter, start)
+        else:
+            work = np.promote_types(raw_dtype, factor_dtype)
+    casts: list[np.dtype] = []
+    if requested is not None:
+        current = work if work is not None else raw_dtype
+        promoted = np.promote_types(current, requested)
+        for step in (promoted, requested):
+            if step != (casts[-1] if casts else current):
+                casts.append(step)
+    return ScalePlan(
+        raw_dtype=raw_dtype,
+        slope=None if slope == 1.0 or work is None else work.type(slope),
+        inter=None if inter == 0.0 or work is None else work.type(inter),
+        work_dtype=work,
+        casts=tuple(casts),
+    )
+
+
+def _flat_view(array: np.ndarray) -> np.ndarray:
+    """A 1-D view of a contiguous array in its memory order (no copy)."""
+    order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
+    return array.reshape(-1, order=order)
+
+
+def scale_into(raw: np.ndarray, plan: ScalePlan, out: np.ndarray) -> np.ndarray:
+    """Scale ``raw`` into ``out`` following ``plan``, block by block.
+
+    Parameters
+    ----------
+    raw : numpy.ndarray
+        Raw values (any strides; contiguous arrays are processed without any copy).
+    plan : ScalePlan
+        From :func:`plan_scaling` for ``raw.dtype``.
+    out : numpy.ndarray
+        Output of ``plan.out_dtype`` and ``raw.shape``, with the same memory order as ``raw``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``out``.
+    """
+    if out.shape != raw.shape:
+        raise ValueError(f"output shape {out.shape} differs from the raw shape {raw.shape}")
+    same_layout = (raw.flags.f_contiguous and out.flags.f_contiguous) or (
+        raw.flags.c_contiguous and out.flags.c_contiguous
+    )
+    if not same_layout:
+        raw = np.asarray(raw, order="F" if out.flags.f_contiguous else "C")
+    if raw.flags.f_contiguous and out.flags.f_contiguous:
+        src, dst = raw.reshape(-1, order="F"), out.reshape(-1, order="F")
+    else:
+        src, dst = _flat_view(raw), _flat_view(out)
+    steps = ((plan.work_dtype,) if plan.work_dtype is not None else ()) + plan.casts
+    if not steps:
+        np.copyto(dst, src)
+        return out
+    scratch = [np.empty(min(BLOCK_ELEMENTS, src.size), dtype=dt) for dt in steps[:-1]]
+    for start in range(0, src.size, BLOCK_ELEMENTS):
+        stop = min(start + BLOCK_ELEMENTS, src.size)
+        targets = [buffer[: stop - start] for buffer in scratch] + [dst[start:stop]]
+        _scale_block(src[start:stop], plan, targets)
+    return out
+
+
+def _scale_block(src: np.ndarray, plan: ScalePlan, targets: list[np.ndarray]) -> None:
+    """One block: arithmetic into the first target (work dtype), then each cast into the next."""
+    current = src
+    for index, target in enumerate(targets):
+        if index == 0 and plan.work_dtype is not None:
+            if plan.slope is not None:
+                np.multiply(current, plan.slope, out=target, casting="unsafe")
+            else:
+                np.copyto(target, current, casting="unsafe")
+            if plan.inter is not None:
+                np.add(target, plan.inter, out=target)
+        else:
+            np.copyto(target, current, casting="unsafe")
+        current = target
+
+
+def apply_scaling(raw: np.ndarray, plan: ScalePlan) -> np.ndarray:
+    """Return ``raw`` scaled by ``plan`` in a new array (``raw`` itself when the plan is the identity)."""
+    if plan.is_identity:
+        return raw
+    out = np.empty(raw.shape, dtype=plan.out_dtype, order="F" if _is_fortran(raw) else "C")
+    return scale_into(raw, plan, out)
+
+
+def _is_fortran(array: np.ndarray) -> bool:
+    return bool(array.flags.f_contiguous and not array.flags.c_contiguous)

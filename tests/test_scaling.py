@@ -1,0 +1,123 @@
+"""Scaling plans reproduce nibabel's ArrayProxy dtype rules and values bit for bit."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import pytest
+
+from gpuimg.errors import HeaderDataError
+from gpuimg.scaling import BLOCK_ELEMENTS, apply_scaling, plan_scaling, scale_into
+
+nib_arrayproxy = pytest.importorskip("nibabel.arrayproxy")
+
+RAW_DTYPES = [
+    "<i1",
+    "<u1",
+    "<i2",
+    ">i2",
+    "<u2",
+    "<i4",
+    ">u4",
+    "<i8",
+    ">u8",
+    "<f4",
+    ">f4",
+    "<f8",
+    "<c8",
+    ">c16",
+]
+FACTORS = [
+    (None, None),
+    (1.0, 0.0),
+    (2.5, 0.0),
+    (1.0, -3.3),
+    (0.1234567, 17.25),
+    (float(np.float32(3.1e-5)), float(np.float32(-7.1))),
+]
+REQUESTS = [None, np.float32, np.float64, np.float16]
+
+
+def _raw(dtype: np.dtype, shape=(5, 4, 3)) -> np.ndarray:
+    rng = np.random.default_rng(abs(hash(dtype.str)) % 2**32)
+    native = dtype.newbyteorder("=")
+    if dtype.kind in "iu":
+        info = np.iinfo(native)
+        values = rng.integers(info.min, info.max, size=shape, dtype=native, endpoint=True)
+    else:
+        values = (rng.standard_normal(shape) * 1000).astype(native)
+        if dtype.kind == "c":
+            values = values + 1j * values[::-1]
+    return np.asfortranarray(values.astype(dtype))
+
+
+def _nibabel_read(raw: np.ndarray, slope, inter, request):
+    proxy = nib_arrayproxy.ArrayProxy(
+        io.BytesIO(raw.tobytes(order="F")),
+        (raw.shape, raw.dtype, 0, 1.0 if slope is None else slope, 0.0 if inter is None else inter),
+    )
+    return np.asanyarray(proxy, dtype=request)
+
+
+@pytest.mark.parametrize("dtype", RAW_DTYPES)
+@pytest.mark.parametrize(("slope", "inter"), FACTORS)
+@pytest.mark.parametrize("request_dtype", REQUESTS)
+def test_matches_nibabel(dtype, slope, inter, request_dtype):
+    raw = _raw(np.dtype(dtype))
+    with warnings.catch_warnings():
+        # complex -> float casts discard the imaginary part with a ComplexWarning, in both libraries;
+        # float16 overflows to inf in both.
+        warnings.simplefilter("ignore")
+        expected = _nibabel_read(raw, slope, inter, request_dtype)
+        got = apply_scaling(raw, plan_scaling(raw.dtype, slope, inter, request_dtype))
+    assert got.dtype == expected.dtype
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected, strict=True)
+
+
+def test_identity_plan_returns_raw_itself():
+    raw = _raw(np.dtype(">i2"))
+    plan = plan_scaling(raw.dtype, None, None)
+    assert plan.is_identity
+    assert apply_scaling(raw, plan) is raw
+    assert plan.out_dtype == np.dtype(">i2")
+
+
+def test_float32_request_scales_in_float64_like_nibabel():
+    plan = plan_scaling(np.dtype("<i2"), 0.1, 3.0, np.float32)
+    assert plan.work_dtype == np.float64
+    assert plan.casts == (np.dtype(np.float32),)
+
+
+def test_blocks_cover_arrays_larger_than_one_block():
+    raw = np.asfortranarray(np.arange(3 * BLOCK_ELEMENTS + 7, dtype=np.int16).reshape(-1, 1))
+    plan = plan_scaling(raw.dtype, 0.5, -1.0, np.float32)
+    out = scale_into(raw, plan, np.empty(raw.shape, np.float32, order="F"))
+    np.testing.assert_array_equal(out, (raw.astype(np.float64) * 0.5 - 1.0).astype(np.float32))
+
+
+def test_c_ordered_input_is_scaled_in_its_own_order():
+    raw = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    plan = plan_scaling(raw.dtype, 2.0, 0.0)
+    np.testing.assert_array_equal(apply_scaling(raw, plan), raw * 2.0)
+
+
+def test_shape_mismatch_is_rejected():
+    plan = plan_scaling(np.dtype("<i2"), 2.0, 0.0)
+    with pytest.raises(ValueError, match=r"output shape \(3,\) differs from the raw shape \(2,\)"):
+        scale_into(np.zeros(2, np.int16), plan, np.empty(3))
+
+
+@pytest.mark.parametrize(("slope", "inter"), [(np.nan, 0.0), (1.0, np.inf), (np.inf, 0.0)])
+def test_non_finite_factors_raise(slope, inter):
+    with pytest.raises(HeaderDataError, match="scale factors must be finite"):
+        plan_scaling(np.dtype("<i2"), slope, inter)
+
+
+def test_structured_data_cannot_be_scaled():
+    rgb = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
+    assert plan_scaling(rgb, None, None).is_identity
+    with pytest.raises(HeaderDataError, match="cannot scale structured data"):
+        plan_scaling(rgb, 2.0, 0.0)

@@ -1,0 +1,276 @@
+"""A fixed-size binary header held in a numpy structured scalar.
+
+:class:`StructuredHeader` is the base of every header class: it turns the
+binary block into a structured array in the block's byte order and back,
+detects that byte order from ``sizeof_hdr``, gives mapping access to the
+fields, and reads itself from a file object, checking what it read.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any, BinaryIO, TypeVar
+
+import numpy as np
+
+from gpuimg.errors import HeaderError
+
+NATIVE = "<" if sys.byteorder == "little" else ">"
+SWAPPED = ">" if NATIVE == "<" else "<"
+UNNAMED = "<fileobj>"
+
+_ENDIAN_CODES = {
+    "<": "<",
+    "little": "<",
+    "l": "<",
+    "le": "<",
+    ">": ">",
+    "big": ">",
+    "b": ">",
+    "be": ">",
+    "=": NATIVE,
+    "native": NATIVE,
+    "n": NATIVE,
+    "swapped": SWAPPED,
+    "s": SWAPPED,
+}
+
+H = TypeVar("H", bound="StructuredHeader")
+
+
+def endian_code(endianness: str) -> str:
+    """Return ``'<'`` or ``'>'`` for an endianness name (``'little'``, ``'='``, ``'swapped'``...)."""
+    try:
+        return _ENDIAN_CODES[endianness.lower()]
+    except (KeyError, AttributeError):
+        raise ValueError(
+            f"endianness {endianness!r} not recognized; expected one of {sorted(_ENDIAN_CODES)}"
+        ) from None
+
+
+def header_error(source: str, field: str, found: object, expected: str) -> HeaderError:
+    """Build the HeaderError for a header field read from `source` with a bad value."""
+    return HeaderError(f"{source}: header field {field!r} is {found}, expected {expected}")
+
+
+class StructuredHeader:
+    """A header stored as a numpy structured scalar in its on-disk byte order.
+
+    Parameters
+    ----------
+    binaryblock : bytes-like, optional
+        Exactly ``template_dtype.itemsize`` bytes. None gives the default header.
+    endianness : str, optional
+        Byte order of `binaryblock` (or of the default header). None guesses it
+        from the block (see :meth:`guessed_endian`), or uses the native order.
+    check : bool, optional
+        Check the block (see :meth:`validate`) and apply the small fixes nibabel
+        applies on load.
+    """
+
+    template_dtype: np.dtype = np.dtype([("sizeof_hdr", "i4")])
+    sizeof_hdr: int = 4
+
+    def __init__(
+        self,
+        binaryblock: bytes | bytearray | memoryview | None = None,
+        endianness: str | None = None,
+        check: bool = True,
+    ) -> None:
+        if binaryblock is None:
+            self._structarr = self.default_structarr(endianness)
+            return
+        size = self.template_dtype.itemsize
+        if len(binaryblock) != size:
+            what = "truncated header" if len(binaryblock) < size else "header block too long"
+            raise HeaderError(f"{UNNAMED}: {what}: {len(binaryblock)} bytes, expected {size}")
+        native = np.ndarray((), dtype=self.template_dtype, buffer=binaryblock)
+        order = self.guessed_endian(native) if endianness is None else endian_code(endianness)
+        self._structarr = np.ndarray(
+            (), dtype=self.template_dtype.newbyteorder(order), buffer=binaryblock
+        ).copy()
+        if check:
+            self.check(UNNAMED)
+
+    # -- construction -----------------------------------------------------------------------
+
+    @classmethod
+    def default_structarr(cls, endianness: str | None = None) -> np.ndarray:
+        """Return the structured scalar of a default header in the given byte order."""
+        order = NATIVE if endianness is None else endian_code(endianness)
+        arr = np.zeros((), dtype=cls.template_dtype.newbyteorder(order))
+        arr["sizeof_hdr"] = cls.sizeof_hdr
+        return arr
+
+    @classmethod
+    def guessed_endian(cls, native: np.ndarray) -> str:
+        """Guess the byte order of a header read in native order.
+
+        ``sizeof_hdr`` decides when it matches in one byte order. When it
+        matches in neither (a broken header, rejected later by :meth:`validate`),
+        nibabel's rule on ``dim[0]`` decides: 0-7 read natively means native.
+        """
+        if int(native["sizeof_hdr"]) == cls.sizeof_hdr:
+            return NATIVE
+        if int(native["sizeof_hdr"].byteswap()) == cls.sizeof_hdr:
+            return SWAPPED
+        return NATIVE if 0 <= int(native["dim"][0]) <= 7 else SWAPPED
+
+    @classmethod
+    def from_fileobj(
+        cls: type[H], fileobj: BinaryIO, check: bool = True, *, filename: str | None = None
+    ) -> H:
+        """Read a header from the current position of `fileobj`.
+
+        Parameters
+        ----------
+        fileobj : file-like
+            Open for binary reading.
+        check : bool, optional
+            Validate the header (raising :class:`~gpuimg.errors.HeaderError`) and
+            apply nibabel's small fixes.
+        filename : str, optional
+            Name used in error messages (default ``'<fileobj>'``).
+
+        Returns
+        -------
+        header : instance of this class
+        """
+        source = UNNAMED if filename is None else str(filename)
+        size = cls.template_dtype.itemsize
+        block = fileobj.read(size)
+        if len(block) < size:
+            raise HeaderError(
+                f"{source}: truncated header: read {len(block)} bytes, expected {size}"
+            )
+        hdr = cls(block, check=False)
+        if check:
+            hdr.check(source)
+        hdr._read_after_header(fileobj, source)
+        return hdr
+
+    def _read_after_header(self, fileobj: BinaryIO, source: str) -> None:
+        """Read what follows the fixed block (NIfTI extensions); nothing here."""
+
+    def write_to(self, fileobj: BinaryIO) -> None:
+        """Write the binary block at the current position of `fileobj`."""
+        fileobj.write(self.binaryblock)
+
+    # -- checking -----------------------------------------------------------------------------
+
+    def check(self, source: str = UNNAMED) -> None:
+        """Apply nibabel's load-time fixes, then :meth:`validate` (naming `source`)."""
+        self._fix()
+        self.validate(source)
+
+    def _fix(self) -> None:
+        """Repair harmless inconsistencies the way nibabel does on load; nothing here."""
+
+    def validate(self, filename: str = UNNAMED, file_size: int | None = None) -> None:
+        """Raise :class:`~gpuimg.errors.HeaderError` if the header cannot be right.
+
+        Parameters
+        ----------
+        filename : str
+            Name of the file the header came from, used in the message.
+        file_size : int, optional
+            Size in bytes of the file holding the data, when known.
+        """
+        found = int(self._structarr["sizeof_hdr"])
+        if found != self.sizeof_hdr:
+            swapped = int(self._structarr["sizeof_hdr"].byteswap())
+            raise header_error(
+                filename,
+                "sizeof_hdr",
+                f"{found} (byte-swapped {swapped})",
+                f"{self.sizeof_hdr} in either byte order",
+            )
+
+    @classmethod
+    def may_contain_header(cls, binaryblock: bytes) -> bool:
+        """Return True if `binaryblock` could start with a header of this class."""
+        if len(binaryblock) < cls.sizeof_hdr:
+            return False
+        size = np.frombuffer(binaryblock[:4], dtype=np.int32)[0]
+        return cls.sizeof_hdr in (int(size), int(size.byteswap()))
+
+    # -- state --------------------------------------------------------------------------------
+
+    @property
+    def binaryblock(self) -> bytes:
+        """The header bytes, in the header's byte order."""
+        return self._structarr.tobytes()
+
+    @property
+    def structarr(self) -> np.ndarray:
+        """The structured scalar holding the fields (changes write through)."""
+        return self._structarr
+
+    @property
+    def endianness(self) -> str:
+        """Byte order of the header: ``'<'`` or ``'>'``."""
+        return NATIVE if self._structarr.dtype.isnative else SWAPPED
+
+    def copy(self: H) -> H:
+        """Return an independent copy."""
+        return type(self)(self.binaryblock, self.endianness, check=False)
+
+    def as_byteswapped(self: H, endianness: str | None = None) -> H:
+        """Return a copy in byte order `endianness` (default: the other one)."""
+        order = (
+            (SWAPPED if self.endianness == NATIVE else NATIVE)
+            if endianness is None
+            else endian_code(endianness)
+        )
+        if order == self.endianness:
+            return self.copy()
+        new = self.copy()
+        new._structarr = self._structarr.astype(self._structarr.dtype.newbyteorder(order))
+        return new
+
+    def __eq__(self, other: object) -> bool:
+        try:
+            other_arr = other.structarr  # type: ignore[attr-defined]
+        except AttributeError:
+            return False
+        if other_arr.dtype.newbyteorder("=") != self._structarr.dtype.newbyteorder("="):
+            return False
+        if other_arr.dtype != self._structarr.dtype:
+            other_arr = other_arr.astype(self._structarr.dtype)
+        return self.binaryblock == other_arr.tobytes()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} endianness={self.endianness!r}>"
+
+    # -- mapping access -----------------------------------------------------------------------
+
+    def __getitem__(self, field: str) -> np.ndarray:
+        return self._structarr[field]
+
+    def __setitem__(self, field: str, value: Any) -> None:
+        self._structarr[field] = value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __contains__(self, field: object) -> bool:
+        return field in self.template_dtype.names
+
+    def keys(self) -> list[str]:
+        """Field names, in header order."""
+        return list(self.template_dtype.names)
+
+    def values(self) -> list[np.ndarray]:
+        """Field values, in header order."""
+        return [self._structarr[k] for k in self.template_dtype.names]
+
+    def items(self) -> list[tuple[str, np.ndarray]]:
+        """``(name, value)`` pairs, in header order."""
+        return list(zip(self.keys(), self.values(), strict=True))
+
+    def get(self, field: str, default: Any = None) -> Any:
+        """Return the field value, or `default` when the header has no such field."""
+        return self._structarr[field] if field in self else default

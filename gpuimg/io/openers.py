@@ -1,0 +1,618 @@
+"""Opening image files: plain, or gzip with fast backends and a seek index.
+
+* :func:`open_image_file` opens plain files buffered, and ``.gz`` files as a
+  :class:`GzipReader` (reading) or an ISA-L gzip writer (writing).
+* :func:`decompress_into` decompresses a whole gzip file into a caller's
+  buffer with the fastest backend available.
+* :class:`GzipReader` is a seekable gzip reader: forward seeks decompress and
+  discard, leaving checkpoints in a :class:`GzipIndex`; backward seeks restart
+  from the nearest checkpoint, so random access costs at most one checkpoint
+  spacing of decompression once the file has been read through.
+
+Every corrupt or truncated gzip stream raises
+:class:`~gpuimg.errors.CompressedStreamError` naming the file.
+"""
+
+from __future__ import annotations
+
+import bisect
+import gzip
+import io
+import os
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import ModuleType
+from typing import IO, Any, BinaryIO
+
+import deflate
+from isal import igzip, isal_zlib
+
+from gpuimg.errors import CompressedStreamError
+
+try:
+    from zlib_ng import gzip_ng, zlib_ng
+except ImportError:  # optional: zlib-ng is only a faster engine
+    gzip_ng = zlib_ng = None
+
+__all__ = [
+    "DEFAULT_CHECKPOINT_SPACING",
+    "GzipIndex",
+    "GzipReader",
+    "available_gzip_backends",
+    "decompress_into",
+    "get_gzip_backend",
+    "gzip_backend",
+    "gzip_uncompressed_size",
+    "is_gzip_path",
+    "open_image_file",
+    "set_gzip_backend",
+]
+
+#: Uncompressed bytes between two checkpoints of a :class:`GzipIndex`.
+DEFAULT_CHECKPOINT_SPACING = 1 << 20
+
+_INPUT_CHUNK = 64 * 1024  # compressed bytes fed per call: small keeps unconsumed_tail cheap
+_OUTPUT_CHUNK = 256 * 1024  # largest intermediate bytes object a streaming read makes
+_GZIP_MAGIC = b"\x1f\x8b"
+_ISAL_LEVELS = range(0, 4)  # ISA-L's levels; other zlib levels go to the stdlib
+
+_STREAM_ERRORS: tuple[type[BaseException], ...] = (
+    EOFError,
+    gzip.BadGzipFile,
+    zlib.error,
+    isal_zlib.error,
+    deflate.DeflateError,
+) + ((zlib_ng.error,) if zlib_ng is not None else ())
+
+
+def is_gzip_path(file_like: Any) -> bool:
+    """True when ``file_like`` is a filename ending in ``.gz`` (any case).
+
+    File objects are read through as given, so they are never gzip paths.
+    """
+    if isinstance(file_like, (str, os.PathLike)):
+        return os.fspath(file_like).lower().endswith(".gz")
+    return False
+
+
+# -- backends -------------------------------------------------------------------------------------
+
+_forced_backend: str | None = None
+
+
+def available_gzip_backends() -> tuple[str, ...]:
+    """Names of the whole-file gzip backends importable here, fastest first.
+
+    The order was chosen by measurement of :func:`decompress_into` (a 29 MiB
+    int16 volume gzipped at level 1 into a reused buffer, page cache warm,
+    one core, three runs): libdeflate 670-780 MB/s, ISA-L 610-730 MB/s,
+    zlib-ng 625 MB/s, stdlib zlib 350 MB/s. libdeflate's edge costs a
+    whole-output temporary and it decodes one gzip member per call, so
+    multi-member files fall back to ISA-L.
+    """
+    return ("deflate", "isal") + (("zlib-ng",) if zlib_ng is not None else ()) + ("zlib",)
+
+
+def get_gzip_backend() -> str:
+    """The backend :func:`decompress_into` uses now."""
+    return _forced_backend or available_gzip_backends()[0]
+
+
+def set_gzip_backend(name: str | None) -> None:
+    """Force the gzip backend by name (see :func:`available_gzip_backends`); None: fastest.
+
+    The setting is process-wide. It also picks :class:`GzipReader`'s engine
+    when the named backend can stream with checkpoints ('zlib' or 'zlib-ng').
+    """
+    global _forced_backend
+    if name is not None and name not in available_gzip_backends():
+        raise ValueError(
+            f"gzip backend is {name!r}, expected one of {available_gzip_backends()} or None"
+        )
+    _forced_backend = name
+
+
+@contextmanager
+def gzip_backend(name: str | None) -> Iterator[None]:
+    """Context manager form of :func:`set_gzip_backend` (restores the previous one)."""
+    previous = _forced_backend
+    set_gzip_backend(name)
+    try:
+        yield
+    finally:
+        set_gzip_backend(previous)
+
+
+def _stream_engine() -> ModuleType:
+    """zlib-compatible module whose decompressors support ``copy()``, fastest allowed."""
+    if _forced_backend == "zlib" or zlib_ng is None:
+        return zlib
+    return zlib_ng
+
+
+def _fill_from(reader: IO[bytes], dest: memoryview) -> int:
+    """Fill ``dest`` from ``reader``; return the count, checking the trailer when it all fits."""
+    filled = 0
+    while filled < dest.nbytes:
+        n = reader.readinto(dest[filled:])
+        if not n:
+            return filled
+        filled += n
+    # A stream that ends exactly here still has its CRC and size to check; a
+    # longer one is not read further (callers ask for the bytes they need).
+    reader.read(1)
+    return filled
+
+
+def _isal_into(raw: BinaryIO, dest: memoryview, name: str) -> int:
+    with igzip.IGzipFile(fileobj=raw, mode="rb") as reader:
+        return _fill_from(reader, dest)
+
+
+def _zlib_ng_into(raw: BinaryIO, dest: memoryview, name: str) -> int:
+    with gzip_ng.GzipNGFile(fileobj=raw, mode="rb") as reader:
+        return _fill_from(reader, dest)
+
+
+def _zlib_into(raw: BinaryIO, dest: memoryview, name: str) -> int:
+    with GzipReader(raw, name=name, checkpoint_spacing=None) as reader:
+        return _fill_from(reader, dest)
+
+
+def _deflate_into(raw: BinaryIO, dest: memoryview, name: str) -> int:
+    data = raw.read()
+    if dest.nbytes:
+        try:
+            # Asking for exactly len(dest) bounds the allocation whatever ISIZE says.
+            result = deflate.gzip_decompress(data, dest.nbytes)
+        except deflate.DeflateError:
+            result = None  # corrupt, or longer than dest: the streaming path says which
+        if result is not None and len(result) == dest.nbytes:
+            dest[:] = result
+            return dest.nbytes
+    # Shorter than dest: truncated, or several members (libdeflate reads one).
+    return _isal_into(io.BytesIO(data), dest, name)
+
+
+_BACKENDS: dict[str, Callable[[BinaryIO, memoryview, str], int]] = {
+    "isal": _isal_into,
+    "deflate": _deflate_into,
+    "zlib-ng": _zlib_ng_into,
+    "zlib": _zlib_into,
+}
+
+
+def decompress_into(path: str | os.PathLike[str], out: Any, *, name: str | None = None) -> int:
+    """Decompress the gzip file ``path`` (all members) into the buffer ``out``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A gzip file.
+    out : writable buffer
+        Receives the first ``len(out)`` decompressed bytes (e.g. a uint8
+        array from :data:`gpuimg.io.buffers.default_pool`).
+    name : str, optional
+        Name for error messages (default: ``path``).
+
+    Returns
+    -------
+    int
+        Bytes written: ``len(out)``, or fewer when the stream is shorter.
+        The CRC and size are checked whenever the stream ends within ``out``.
+
+    Raises
+    ------
+    CompressedStreamError
+        If the stream is corrupt or truncated.
+    """
+    dest = memoryview(out).cast("B")
+    name = name or os.fspath(path)
+    backend = _BACKENDS[get_gzip_backend()]
+    with open(path, "rb") as raw:
+        try:
+            return backend(raw, dest, name)
+        except CompressedStreamError:
+            raise
+        except _STREAM_ERRORS as error:
+            raise CompressedStreamError(f"{name}: corrupt gzip stream ({error})") from error
+
+
+def gzip_uncompressed_size(path: str | os.PathLike[str]) -> int:
+    """The gzip trailer's ISIZE: a hint of the decompressed size.
+
+    Only a hint: it is the last member's size modulo 2**32, and a corrupt or
+    hostile file can say anything, so cap any allocation made from it.
+    Returns 0 for files too short to hold a gzip member.
+    """
+    with open(path, "rb") as raw:
+        size = raw.seek(0, os.SEEK_END)
+        if size < 18:  # 10-byte header + 8-byte trailer
+            return 0
+        raw.seek(size - 4)
+        return int.from_bytes(raw.read(4), "little")
+
+
+# -- the seekable reader -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Checkpoint:
+    out_pos: int  # uncompressed position
+    comp_pos: int  # compressed offset of the next byte to feed
+    decompressor: Any  # snapshot to .copy() from; None between members
+
+
+_START = _Checkpoint(0, 0, None)
+
+
+class GzipIndex:
+    """Checkpoints into one gzip file, shared by the readers that open it.
+
+    An index outlives the readers that fill it, so a file re-opened for every
+    read keeps its random access cheap. It is tied to the file it indexes
+    (size, modification time, inode) and empties itself when given another.
+    Pickling gives an empty index. Each checkpoint holds a decompressor
+    snapshot of roughly 40-50 KiB.
+
+    Parameters
+    ----------
+    spacing : int
+        Uncompressed bytes between checkpoints.
+    """
+
+    def __init__(self, spacing: int = DEFAULT_CHECKPOINT_SPACING) -> None:
+        if spacing <= 0:
+            raise ValueError(f"checkpoint spacing is {spacing}, expected a positive byte count")
+        self.spacing = int(spacing)
+        self._lock = threading.Lock()
+        self._points: list[_Checkpoint] = []
+        self._positions: list[int] = []
+        self._identity: tuple[int, ...] | None = None
+        self.uncompressed_size: int | None = None
+        """Total decompressed size, once a reader has reached the end."""
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+    def __reduce__(self) -> tuple[type[GzipIndex], tuple[int]]:
+        return (type(self), (self.spacing,))
+
+    def bind(self, identity: tuple[int, ...] | None) -> None:
+        """Tie the index to a file identity, emptying it if it indexed another."""
+        with self._lock:
+            if identity != self._identity:
+                self._points.clear()
+                self._positions.clear()
+                self.uncompressed_size = None
+                self._identity = identity
+
+    @property
+    def furthest(self) -> int:
+        """Uncompressed position of the last checkpoint (0 when empty)."""
+        return self._positions[-1] if self._positions else 0
+
+    def add(self, checkpoint: _Checkpoint) -> None:
+        """Append a checkpoint beyond the furthest one (others are ignored)."""
+        with self._lock:
+            if checkpoint.out_pos > self.furthest:
+                self._points.append(checkpoint)
+                self._positions.append(checkpoint.out_pos)
+
+    def nearest(self, position: int) -> _Checkpoint:
+        """The checkpoint closest before (or at) ``position``; the stream start if none."""
+        with self._lock:
+            index = bisect.bisect_right(self._positions, position) - 1
+            return self._points[index] if index >= 0 else _START
+
+
+def _file_identity(raw: Any) -> tuple[int, ...] | None:
+    try:
+        st = os.fstat(raw.fileno())
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class GzipReader(io.RawIOBase):
+    """Seekable reader of a (possibly multi-member) gzip file.
+
+    Parameters
+    ----------
+    path_or_fileobj : str, os.PathLike or binary file object
+        The compressed file. A file object is read from its start and is not
+        closed by :meth:`close`.
+    name : str, optional
+        Name for error messages (default: the path, or the object's ``name``).
+    index : GzipIndex, optional
+        Checkpoint index to use and extend (default: a new one).
+    checkpoint_spacing : int or None, optional
+        Spacing of a new index; None keeps no checkpoints (one pass reads).
+
+    Notes
+    -----
+    ``seek`` is lazy: it records the target, and the next read moves there,
+    forwards by decompressing (into discarded chunks), backwards from the
+    nearest checkpoint. Reading the first few hundred bytes decompresses about
+    that much. Not thread-safe, like any file object.
+    """
+
+    def __init__(
+        self,
+        path_or_fileobj: str | os.PathLike[str] | BinaryIO,
+        *,
+        name: str | None = None,
+        index: GzipIndex | None = None,
+        checkpoint_spacing: int | None = DEFAULT_CHECKPOINT_SPACING,
+    ) -> None:
+        super().__init__()
+        self._owns_raw = False  # set first: close() runs even if opening fails
+        if isinstance(path_or_fileobj, (str, os.PathLike)):
+            self._raw: BinaryIO = open(path_or_fileobj, "rb")  # noqa: SIM115 - closed by close()
+            self._owns_raw = True
+            default_name = os.fspath(path_or_fileobj)
+        else:
+            self._raw = path_or_fileobj
+            default_name = getattr(path_or_fileobj, "name", None) or repr(path_or_fileobj)
+            self._raw.seek(0)
+        self.name = name or default_name
+        if index is None and checkpoint_spacing is not None:
+            index = GzipIndex(checkpoint_spacing)
+        self._index = index
+        if index is not None:
+            index.bind(_file_identity(self._raw))
+        self._engine = _stream_engine()
+        self._decompressor: Any = None
+        self._pending = b""  # compressed bytes read but not yet consumed
+        self._comp_pos = 0  # compressed offset just after the bytes read so far
+        self._out_pos = 0  # uncompressed position the decompressor has reached
+        self._target = 0  # logical position (tell)
+        self._at_end = False
+
+    @property
+    def index(self) -> GzipIndex | None:
+        """The checkpoint index (None when checkpoints are off)."""
+        return self._index
+
+    # -- io protocol ------------------------------------------------------------------------------
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        self._check_open()
+        return self._target
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        """Set the logical position; the decompression happens on the next read."""
+        self._check_open()
+        if whence == os.SEEK_SET:
+            target = pos
+        elif whence == os.SEEK_CUR:
+            target = self._target + pos
+        elif whence == os.SEEK_END:
+            target = self._size() + pos
+        else:
+            raise ValueError(f"whence is {whence}, expected 0, 1 or 2")
+        if target < 0:
+            raise ValueError(f"{self.name}: seek to negative position {target}")
+        self._target = target
+        return target
+
+    def readinto(self, buffer: Any) -> int:
+        """Read up to ``len(buffer)`` bytes into ``buffer``; fewer only at the end."""
+        self._check_open()
+        dest = memoryview(buffer).cast("B")
+        self._move_to(self._target)
+        filled = 0
+        while filled < dest.nbytes:
+            chunk = self._next_chunk(min(dest.nbytes - filled, _OUTPUT_CHUNK))
+            if not chunk:
+                break
+            dest[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+        self._target = self._out_pos
+        return filled
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read up to ``size`` bytes (all that is left when negative or None)."""
+        self._check_open()
+        self._move_to(self._target)
+        chunks = []
+        remaining = -1 if size is None or size < 0 else size
+        while remaining != 0:
+            want = _OUTPUT_CHUNK if remaining < 0 else min(remaining, _OUTPUT_CHUNK)
+            chunk = self._next_chunk(want)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= 0 if remaining < 0 else len(chunk)
+        self._target = self._out_pos
+        return b"".join(chunks)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def close(self) -> None:
+        if not self.closed and self._owns_raw:
+            self._raw.close()
+        self._decompressor = None
+        self._pending = b""
+        super().close()
+
+    def __getstate__(self) -> None:
+        raise TypeError(f"cannot pickle an open {type(self).__name__} ({self.name})")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} pos={self._target}>"
+
+    # -- decompression ----------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError(f"{self.name}: I/O operation on a closed gzip reader")
+
+    def _size(self) -> int:
+        """Total decompressed size, decompressing to the end if not yet known."""
+        if self._index is not None and self._index.uncompressed_size is not None:
+            return self._index.uncompressed_size
+        self._move_to(max(self._out_pos, self._index.furthest if self._index else 0))
+        while self._next_chunk(_OUTPUT_CHUNK):
+            pass
+        return self._out_pos
+
+    def _move_to(self, target: int) -> None:
+        """Bring the decompressor to ``target`` (or the end of the stream before it)."""
+        if self._index is not None:
+            checkpoint = self._index.nearest(target)
+            if target < self._out_pos or checkpoint.out_pos > self._out_pos:
+                self._restore(checkpoint)
+        elif target < self._out_pos:
+            self._restore(_START)
+        while self._out_pos < target:
+            if not self._next_chunk(min(target - self._out_pos, _OUTPUT_CHUNK)):
+                break
+
+    def _restore(self, checkpoint: _Checkpoint) -> None:
+        self._raw.seek(checkpoint.comp_pos)
+        self._comp_pos = checkpoint.comp_pos
+        self._pending = b""
+        snapshot = checkpoint.decompressor
+        self._decompressor = None if snapshot is None else snapshot.copy()
+        self._out_pos = checkpoint.out_pos
+        self._at_end = False
+
+    def _refill(self) -> bool:
+        """Read more compressed input into ``_pending``; False at the end of the file."""
+        data = self._raw.read(_INPUT_CHUNK)
+        self._comp_pos += len(data)
+        self._pending = data
+        return bool(data)
+
+    def _start_member(self) -> bool:
+        """Set up a decompressor for the next member; False when no member is left."""
+        while True:
+            # Like gzip, tolerate zero padding after the last member.
+            self._pending = self._pending.lstrip(b"\x00")
+            if self._pending:
+                break
+            if not self._refill():
+                self._at_end = True
+                if self._index is not None:
+                    self._index.uncompressed_size = self._out_pos
+                return False
+        self._decompressor = self._engine.decompressobj(31)
+        return True
+
+    def _maybe_checkpoint(self) -> int:
+        """Record a checkpoint if one is due; return bytes until the next one."""
+        index = self._index
+        if index is None:
+            return _OUTPUT_CHUNK
+        due = index.furthest + index.spacing
+        if self._out_pos >= due and self._decompressor is not None:
+            comp_pos = self._comp_pos - len(self._pending)
+            index.add(_Checkpoint(self._out_pos, comp_pos, self._decompressor.copy()))
+            due = self._out_pos + index.spacing
+        return max(due - self._out_pos, 1)
+
+    def _next_chunk(self, limit: int) -> bytes:
+        """Decompress and return up to ``limit`` (> 0) bytes; b'' at the end of the stream."""
+        while not self._at_end:
+            if self._decompressor is None and not self._start_member():
+                break
+            if not self._pending and not self._refill():
+                raise CompressedStreamError(
+                    f"{self.name}: gzip stream is truncated: the file ends at compressed byte "
+                    f"{self._comp_pos} inside a member, after {self._out_pos} decompressed bytes"
+                )
+            want = min(limit, self._maybe_checkpoint())
+            before = len(self._pending)
+            try:
+                chunk = self._decompressor.decompress(self._pending, want)
+            except _STREAM_ERRORS as error:
+                raise CompressedStreamError(
+                    f"{self.name}: corrupt gzip stream near compressed byte "
+                    f"{self._comp_pos - before} ({error})"
+                ) from error
+            if self._decompressor.eof:
+                self._pending = self._decompressor.unused_data
+                self._decompressor = None
+            else:
+                self._pending = self._decompressor.unconsumed_tail
+                if not chunk and len(self._pending) == before:
+                    raise CompressedStreamError(
+                        f"{self.name}: gzip decompressor made no progress at compressed byte "
+                        f"{self._comp_pos - before}"
+                    )
+            if chunk:
+                self._out_pos += len(chunk)
+                return chunk
+        return b""
+
+
+# -- opening --------------------------------------------------------------------------------------
+
+
+class _GzipWriter(gzip.GzipFile):
+    """Deterministic gzip writer (no file name, mtime 0 in the header) owning its file."""
+
+    def __init__(self, path: str | os.PathLike[str], compresslevel: int) -> None:
+        self._owned = open(path, "wb")  # noqa: SIM115 - closed by close()
+        try:
+            super().__init__(
+                filename="", mode="wb", compresslevel=compresslevel, fileobj=self._owned, mtime=0
+            )
+        except BaseException:
+            self._owned.close()
+            raise
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._owned.close()
+
+
+class _IGzipWriter(_GzipWriter, igzip.IGzipFile):
+    """ISA-L flavour of :class:`_GzipWriter`."""
+
+
+def open_image_file(
+    path: str | os.PathLike[str], mode: str = "rb", *, compresslevel: int = 1
+) -> IO[bytes]:
+    """Open an image file, decompressing or compressing ``.gz`` files.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file; a ``.gz`` suffix (any case) means gzip.
+    mode : {'rb', 'wb'}
+        Read or write, binary.
+    compresslevel : int, optional
+        gzip level 0-9 for writing; 0-3 use ISA-L (several times faster than
+        zlib, output readable by any gzip reader), 4-9 use zlib.
+
+    Returns
+    -------
+    file object
+        Reading: a buffered file, or a :class:`GzipReader`. Writing: a
+        buffered file, or a gzip writer with no file name and mtime 0 in its
+        header (same bytes in, same file out).
+    """
+    if mode not in ("rb", "wb"):
+        raise ValueError(f"{os.fspath(path)}: mode is {mode!r}, expected 'rb' or 'wb'")
+    if not is_gzip_path(path):
+        return open(path, mode)  # noqa: SIM115 - returned to the caller
+    if mode == "rb":
+        return GzipReader(path)
+    if compresslevel not in range(10):
+        raise ValueError(
+            f"{os.fspath(path)}: compresslevel is {compresslevel}, expected an int in 0-9"
+        )
+    writer = _IGzipWriter if compresslevel in _ISAL_LEVELS else _GzipWriter
+    return writer(path, compresslevel)

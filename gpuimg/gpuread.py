@@ -1,0 +1,275 @@
+"""Stream a raw data block from disk to the GPU and scale it there.
+
+Only the raw on-disk bytes cross PCIe. The block is read in chunks into pinned host buffers; each
+chunk's asynchronous host-to-device copy and its fused scale kernel run on gpuimg's own stream while
+the host reads the next chunk into the other buffer. The caller's stream is made to wait on an event
+at the end, so nothing here blocks the host on the GPU.
+
+A *source* is anything with this small protocol (the array proxy implements it):
+
+``dtype``
+    On-disk dtype, byte order included.
+``raw_shape``
+    Fortran-order shape of the raw block that is read.
+``post_slicer``
+    numpy index applied to the raw block to give the result (steps, dropped axes, new axes).
+``out_shape``
+    Shape of the result.
+``nbytes``
+    Bytes in the raw block.
+``readinto(start, out)``
+    Fill ``out`` (a writable memoryview) with bytes ``[start, start + len(out))`` of the raw block.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import traceback
+from typing import Any, Protocol
+
+import numpy as np
+
+from gpuimg import device as _device
+from gpuimg.device import (
+    default_pinned_pool,
+    device_dtype,
+    device_memory_guard,
+    get_cupy,
+    gpuimg_stream,
+    kernel_spec,
+    resolve_device,
+    run_kernel,
+)
+from gpuimg.scaling import ScalePlan, apply_scaling
+
+# Frames of these files may hold device arrays after an error; they are cleared so the memory goes.
+_OWN_FILES = {__file__, _device.__file__}
+
+
+class RawSource(Protocol):
+    """What :func:`read_to_device` reads from."""
+
+    dtype: np.dtype
+    raw_shape: tuple[int, ...]
+    post_slicer: Any
+    out_shape: tuple[int, ...]
+    nbytes: int
+
+    def readinto(self, start: int, out: memoryview) -> None:
+        """Fill ``out`` with bytes ``[start, start + len(out))`` of the raw block."""
+
+
+class _Stats:
+    """Counters for benchmarks: reads, bytes copied host to device, reads that took the host path."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(("reads", "bytes_to_device", "host_fallbacks"), 0)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for key, value in counts.items():
+                self._counts[key] += value
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts = dict.fromkeys(self._counts, 0)
+
+
+_stats = _Stats()
+
+
+def stats() -> dict[str, int]:
+    """Counters since the last :func:`reset_stats`: ``reads``, ``bytes_to_device``, ``host_fallbacks``."""
+    return _stats.snapshot()
+
+
+def reset_stats() -> None:
+    """Zero the counters of :func:`stats`."""
+    _stats.reset()
+
+
+def read_to_device(
+    source: RawSource, plan: ScalePlan, *, device: object, stream: Any = None, name: str = ""
+) -> Any:
+    """Read ``source``'s raw block to the GPU, scaled by ``plan``.
+
+    Parameters
+    ----------
+    source : RawSource
+        The raw block (see the module docstring).
+    plan : ScalePlan
+        From :func:`gpuimg.scaling.plan_scaling` for ``source.dtype``.
+    device : str, int or cupy.cuda.Device
+        Where the result lives (anything :func:`gpuimg.device.resolve_device` accepts but the host).
+    stream : cupy.cuda.Stream, optional
+        The stream that will use the result; the current stream by default. It waits, on the device,
+        for the read to finish.
+    name : str
+        What is being read (a file name), for error messages.
+
+    Returns
+    -------
+    cupy.ndarray
+        Fortran-contiguous, shape ``source.out_shape``, dtype ``plan.out_dtype`` in native byte order.
+
+    Raises
+    ------
+    DeviceMemoryError
+        The GPU ran out of memory. Whatever the error, pinned buffers go back to the pool and the
+        device memory of the partial result is freed.
+    TypeError
+        The data cannot be handled on the GPU (structured RGB data, long double).
+    """
+    device_id = resolve_device(device)
+    if device_id is None:
+        raise ValueError(
+            f"device is {device!r}; read_to_device needs a GPU, e.g. 'cuda' or 'cuda:0'"
+        )
+    _check_source(source, plan, name)
+    if plan.raw_dtype.kind != "c":
+        kernel_spec(plan)  # raises TypeError before any work for data the GPU cannot handle
+    cupy = get_cupy()
+    with cupy.cuda.Device(device_id):
+        consumer = cupy.cuda.get_current_stream() if stream is None else stream
+        work = gpuimg_stream(device_id)
+        try:
+            with device_memory_guard(name or "data block", source.nbytes):
+                if plan.raw_dtype.kind == "c":
+                    result = _read_via_host(cupy, source, plan, work, consumer)
+                else:
+                    result = _read_streamed(cupy, source, plan, work, consumer)
+        except BaseException as exc:
+            work.synchronize()
+            _drop_device_references(exc)
+            raise
+    _stats.add(reads=1)
+    return result
+
+
+def _check_source(source: RawSource, plan: ScalePlan, name: str) -> None:
+    where = name or "data block"
+    if np.dtype(source.dtype) != plan.raw_dtype:
+        raise ValueError(
+            f"{where}: source dtype is {source.dtype}, the plan expects {plan.raw_dtype}"
+        )
+    expected = math.prod(source.raw_shape) * plan.raw_dtype.itemsize
+    if source.nbytes != expected:
+        raise ValueError(
+            f"{where}: source nbytes is {source.nbytes}, expected {expected} for raw shape "
+            f"{tuple(source.raw_shape)} of {plan.raw_dtype}"
+        )
+
+
+def _read_streamed(cupy: Any, source: RawSource, plan: ScalePlan, work: Any, consumer: Any) -> Any:
+    """Chunks through pinned buffers, one fused kernel per chunk, into a flat result."""
+    spec = kernel_spec(plan)
+    count = math.prod(source.raw_shape)
+    with consumer:
+        # Allocated on the consumer's stream: CuPy's pool reuses a freed block only in the order of
+        # the stream it was allocated on, and the consumer is the last to touch this one.
+        flat = cupy.empty(count, dtype=spec.out_dtype)
+    if count:
+        with work:
+            _stream_chunks(cupy, source, spec, flat, work)
+            finished = work.record()
+        consumer.wait_event(finished)
+    with consumer:
+        raw = flat.reshape(tuple(source.raw_shape), order="F")
+        result = raw[source.post_slicer]
+        if result.size != raw.size or not result.flags.f_contiguous:
+            result = result.copy(order="F")
+    _check_shape(result, source)
+    return result
+
+
+def _stream_chunks(cupy: Any, source: RawSource, spec: Any, flat: Any, work: Any) -> None:
+    """Upload and scale the raw block chunk by chunk, double-buffered, on the current stream."""
+    itemsize = spec.input_dtype.itemsize
+    chunk = default_pinned_pool().buffer_size // itemsize
+    count = flat.size
+    staging = []
+    if not spec.is_copy:
+        # Two device staging buffers, one per pinned buffer in flight; stream order makes reuse safe.
+        staging = [
+            cupy.empty(min(chunk, count), dtype=spec.input_dtype)
+            for _ in range(min(2, -(-count // chunk)))
+        ]
+    for index, first in enumerate(range(0, count, chunk)):
+        stop = min(first + chunk, count)
+        if spec.is_copy:
+            _upload(source, first * itemsize, flat[first:stop], work)
+        else:
+            target = staging[index % 2][: stop - first]
+            _upload(source, first * itemsize, target, work)
+            run_kernel(spec, target, flat[first:stop])
+        _stats.add(bytes_to_device=(stop - first) * itemsize)
+
+
+def _upload(source: RawSource, start: int, target: Any, work: Any) -> None:
+    """Read bytes from ``start`` into a pinned buffer and queue their copy into ``target``."""
+    pool = default_pinned_pool()
+    buffer = pool.acquire()
+    event = None
+    queued = False
+    try:
+        host = buffer[: target.nbytes]
+        source.readinto(start, memoryview(host))
+        target.set(host.view(target.dtype), stream=work)
+        queued = True
+        event = work.record()
+    finally:
+        if queued and event is None:
+            work.synchronize()
+        pool.release(buffer, event)
+
+
+def _read_via_host(cupy: Any, source: RawSource, plan: ScalePlan, work: Any, consumer: Any) -> Any:
+    """Complex data: scale on the host (CUDA has no complex intrinsics we rely on), then upload."""
+    raw = np.empty(source.nbytes, dtype=np.uint8)
+    source.readinto(0, memoryview(raw))
+    values = raw.view(plan.raw_dtype).reshape(tuple(source.raw_shape), order="F")
+    scaled = apply_scaling(values, plan)[source.post_slicer]
+    host = np.asfortranarray(scaled, dtype=device_dtype(scaled.dtype))
+    with consumer:
+        result = cupy.empty(host.shape, dtype=host.dtype, order="F")
+    result.set(host, stream=work)
+    consumer.wait_event(work.record())
+    _stats.add(bytes_to_device=host.nbytes, host_fallbacks=1)
+    _check_shape(result, source)
+    return result
+
+
+def _check_shape(result: Any, source: RawSource) -> None:
+    if result.shape != tuple(source.out_shape):
+        raise ValueError(
+            f"post_slicer {source.post_slicer!r} gives shape {result.shape}, "
+            f"the source promises out_shape {tuple(source.out_shape)}"
+        )
+
+
+def _drop_device_references(exc: BaseException) -> None:
+    """Clear gpuimg's finished frames in ``exc``'s tracebacks so their device arrays are freed.
+
+    A traceback keeps every frame's locals alive; without this, a caught read error would pin the
+    partial result and staging buffers in device memory for as long as the exception is referenced.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        pending += [error.__cause__, error.__context__]
+        for frame, _ in traceback.walk_tb(error.__traceback__):
+            if frame.f_code.co_filename in _OWN_FILES:
+                try:
+                    frame.clear()
+                except RuntimeError:  # a frame still running (this one) cannot be cleared
+                    pass

@@ -137,13 +137,11 @@ class AnalyzeHeader(StructuredHeader):
         Raises
         ------
         HeaderDataError
-            If this format cannot store `header`'s data type.
+            If this format cannot store `header`'s data type, or (with `check`)
+            the result is not a valid header.
         """
         if type(header) is cls:
-            new = header.copy()
-            if check:
-                new.check()
-            return new
+            return cls._checked_conversion(header.copy(), check)
         new = cls(check=check)
         if header is None:
             return new
@@ -164,8 +162,16 @@ class AnalyzeHeader(StructuredHeader):
             ) from err
         new.set_data_shape(header.get_data_shape())
         new.set_zooms(header.get_zooms())
+        return cls._checked_conversion(new, check)
+
+    @classmethod
+    def _checked_conversion(cls, new: AnalyzeHeader, check: bool) -> AnalyzeHeader:
         if check:
-            new.check()
+            try:
+                new.check(f"<{cls.__name__}.from_header>")
+            except HeaderError as err:
+                # Nothing was read from a file: the caller's values are at fault.
+                raise HeaderDataError(str(err)) from err
         return new
 
     def as_analyze_map(self) -> AnalyzeHeader:

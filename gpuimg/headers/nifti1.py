@@ -169,7 +169,9 @@ class Nifti1Header(AnalyzeHeader):
         room = None
         if self.is_single:
             start = self.template_dtype.itemsize + _EXTENSION_FLAG_SIZE
-            room = max(int(self._structarr["vox_offset"]) - start, 0)
+            offset = float(self._structarr["vox_offset"])
+            # With check=False the offset may be garbage: then there is no room.
+            room = max(int(offset) - start, 0) if np.isfinite(offset) else 0
         self.extensions = NiftiExtensions.from_fileobj(
             fileobj, room, self.endianness != NATIVE, source=source
         )
@@ -408,13 +410,10 @@ class Nifti1Header(AnalyzeHeader):
         HeaderDataError
             If `affine` has shears and `strip_shears` is False, or cannot be decomposed.
         """
-        arr = self._structarr
-        arr["qform_code"] = self._xform_code(arr["qform_code"], affine, code)
+        affine = self._set_xform_code("qform_code", affine, code)
         if affine is None:
             return
-        affine = np.asarray(affine)
-        if affine.shape != (4, 4):
-            raise HeaderDataError(f"affine has shape {affine.shape}, expected (4, 4)")
+        arr = self._structarr
         rzs = affine[:3, :3]
         zooms = np.sqrt(np.sum(rzs * rzs, axis=0))
         rotation = rzs / zooms
@@ -448,22 +447,27 @@ class Nifti1Header(AnalyzeHeader):
 
     def set_sform(self, affine: ArrayLike | None, code: int | str | None = None) -> None:
         """Store `affine` in ``srow_x/y/z`` and set the code (defaults as for :meth:`set_qform`)."""
-        arr = self._structarr
-        arr["sform_code"] = self._xform_code(arr["sform_code"], affine, code)
-        if affine is None:
-            return
-        affine = np.asarray(affine)
-        if affine.shape != (4, 4):
-            raise HeaderDataError(f"affine has shape {affine.shape}, expected (4, 4)")
-        arr["srow_x"], arr["srow_y"], arr["srow_z"] = affine[0], affine[1], affine[2]
+        affine = self._set_xform_code("sform_code", affine, code)
+        if affine is not None:
+            arr = self._structarr
+            arr["srow_x"], arr["srow_y"], arr["srow_z"] = affine[0], affine[1], affine[2]
 
-    @staticmethod
-    def _xform_code(old: np.ndarray, affine: ArrayLike | None, code: int | str | None) -> int:
+    def _set_xform_code(
+        self, field: str, affine: ArrayLike | None, code: int | str | None
+    ) -> np.ndarray | None:
+        """Set ``qform_code`` or ``sform_code`` by nibabel's defaults; return the checked affine."""
         if code is not None:
-            return XFORM_CODES.code(code)
-        if affine is None:
-            return 0
-        return int(old) or XFORM_CODES.code("aligned")
+            new_code = XFORM_CODES.code(code)
+        elif affine is None:
+            new_code = 0
+        else:
+            new_code = int(self._structarr[field]) or XFORM_CODES.code("aligned")
+        if affine is not None:
+            affine = np.asarray(affine)
+            if affine.shape != (4, 4):
+                raise HeaderDataError(f"affine has shape {affine.shape}, expected (4, 4)")
+        self._structarr[field] = new_code
+        return affine
 
     def get_best_affine(self) -> np.ndarray:
         """Return the sform if its code is set, else the qform if its code is set, else the base affine."""

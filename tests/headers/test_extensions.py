@@ -137,3 +137,9 @@ def test_esize_not_multiple_of_16_warns_and_is_read():
         hdr = Nifti1Header.from_fileobj(io.BytesIO(block))
     assert hdr.extensions[0].content == b"abcdefghijkl"
     assert hdr.extensions.get_sizeondisk() == 32
+
+
+def test_unchecked_garbage_offset_reads_no_extensions():
+    block = bytearray(_single_with_raw_extension(16, bytes(8), 368))
+    block[108:112] = np.float32(np.nan).tobytes()
+    assert len(Nifti1Header.from_fileobj(io.BytesIO(bytes(block)), check=False).extensions) == 0

@@ -294,3 +294,14 @@ def test_conversion_between_single_and_pair_sets_magic():
     pair = Nifti2PairHeader.from_header(single)
     assert pair["magic"] == b"ni2" and pair.get_data_shape() == (2, 3)
     assert Nifti1Header.from_header(pair)["magic"] == b"n+1"
+
+
+def test_conversion_checks_the_result():
+    single = Nifti1Header()
+    single.set_data_offset(352)
+    with pytest.raises(
+        HeaderDataError,
+        match=r"^<Nifti2Header.from_header>: header field 'vox_offset' is 352, expected >= 544",
+    ):
+        Nifti2Header.from_header(single)
+    assert Nifti2Header.from_header(single, check=False).get_data_offset() == 352

@@ -170,10 +170,13 @@ def _deflate_into(raw: BinaryIO, dest: memoryview, name: str) -> int:
             result = deflate.gzip_decompress(data, dest.nbytes)
         except deflate.DeflateError:
             result = None  # corrupt, or longer than dest: the streaming path says which
-        if result is not None and len(result) == dest.nbytes:
+        # libdeflate reads one member and ignores what follows: trust it only
+        # when the file's last ISIZE is this member's, so padding, garbage or
+        # further members go the streaming way (and fail or succeed there).
+        isize = int.from_bytes(data[-4:], "little")
+        if result is not None and len(result) == dest.nbytes and isize == dest.nbytes % 2**32:
             dest[:] = result
             return dest.nbytes
-    # Shorter than dest: truncated, or several members (libdeflate reads one).
     return _isal_into(io.BytesIO(data), dest, name)
 
 

@@ -1,0 +1,317 @@
+"""Tests for gpuimg.io.openers: gzip backends, the seekable reader and its index."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import pickle
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from gpuimg.errors import CompressedStreamError
+from gpuimg.io import openers
+from gpuimg.io.openers import (
+    GzipIndex,
+    GzipReader,
+    available_gzip_backends,
+    decompress_into,
+    gzip_backend,
+    gzip_uncompressed_size,
+    is_gzip_path,
+    open_image_file,
+)
+
+BACKENDS = available_gzip_backends()
+STREAM_ENGINES = [b for b in ("zlib", "zlib-ng") if b in BACKENDS]
+SPACING = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def truth() -> bytes:
+    """About 1 MB of int16-like data that compresses roughly 2x."""
+    rng = np.random.default_rng(42)
+    return rng.integers(0, 300, 500_000, dtype=np.int16).tobytes()
+
+
+@pytest.fixture(scope="module")
+def gz_files(tmp_path_factory, truth):
+    root = tmp_path_factory.mktemp("gz")
+    third = len(truth) // 3
+    variants = {
+        "single": gzip.compress(truth, 1),
+        "multi": b"".join(
+            gzip.compress(truth[i : i + third], 6) for i in range(0, len(truth), third)
+        ),
+        "padded": gzip.compress(truth, 1) + b"\x00" * 100,
+    }
+    paths = {}
+    for key, data in variants.items():
+        paths[key] = root / f"{key}.nii.gz"
+        paths[key].write_bytes(data)
+    return paths
+
+
+def write_variant(tmp_path, data: bytes, name: str = "bad.nii.gz"):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+class CountingFile(io.BytesIO):
+    """BytesIO that counts the compressed bytes read from it."""
+
+    count = 0
+
+    def read(self, size=-1):
+        data = super().read(size)
+        self.count += len(data)
+        return data
+
+
+# -- decompress_into -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("variant", ["single", "multi", "padded"])
+def test_every_backend_gives_identical_bytes(backend, variant, gz_files, truth):
+    out = np.zeros(len(truth), np.uint8)
+    with gzip_backend(backend):
+        assert openers.get_gzip_backend() == backend
+        assert decompress_into(gz_files[variant], out) == len(truth)
+    assert out.tobytes() == truth
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_buffer_sizes_shorter_and_longer_than_stream(backend, gz_files, truth):
+    with gzip_backend(backend):
+        short = bytearray(1000)
+        assert decompress_into(gz_files["multi"], short) == 1000
+        assert bytes(short) == truth[:1000]
+        long = np.full(len(truth) + 50, 255, np.uint8)
+        assert decompress_into(gz_files["single"], long) == len(truth)
+        assert long[: len(truth)].tobytes() == truth
+        assert decompress_into(gz_files["single"], bytearray()) == 0
+
+
+CORRUPTIONS = ["body", "crc", "isize", "garbage_after", "cut_half", "cut_trailer", "cut_header"]
+CORRUPTIONS += ["lone_magic_after"]
+
+
+def corruptions(data: bytes) -> dict[str, bytes]:
+    body = bytearray(data)
+    for position in range(len(data) // 3, len(data) // 3 + 40, 4):
+        body[position] ^= 0x5A
+    crc, size = bytearray(data), bytearray(data)
+    crc[-8] ^= 1
+    size[-1] ^= 1
+    return {
+        "body": bytes(body),
+        "crc": bytes(crc),
+        "isize": bytes(size),
+        "garbage_after": data + b"not gzip",
+        "cut_half": data[: len(data) // 2],
+        "cut_trailer": data[:-3],
+        "cut_header": data[:6],
+        "lone_magic_after": data + b"\x1f",
+    }
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", CORRUPTIONS)
+def test_corrupt_or_truncated_stream_raises_naming_file(backend, kind, tmp_path, truth):
+    path = write_variant(tmp_path, corruptions(gzip.compress(truth, 1))[kind])
+    out = np.zeros(len(truth), np.uint8)
+    with gzip_backend(backend), pytest.raises(CompressedStreamError, match="bad.nii.gz"):
+        decompress_into(path, out)
+
+
+@pytest.mark.parametrize("engine", STREAM_ENGINES)
+@pytest.mark.parametrize("kind", CORRUPTIONS)
+def test_reader_raises_on_corrupt_or_truncated_stream(engine, kind, tmp_path, truth):
+    path = write_variant(tmp_path, corruptions(gzip.compress(truth, 1))[kind])
+    with gzip_backend(engine), GzipReader(path) as reader:
+        with pytest.raises(CompressedStreamError, match="bad.nii.gz"):
+            reader.read()
+
+
+def test_hostile_isize_allocates_nothing_large(tmp_path, truth):
+    data = bytearray(gzip.compress(truth, 1))
+    data[-4:] = b"\xff\xff\xff\xff"
+    path = write_variant(tmp_path, bytes(data))
+    assert gzip_uncompressed_size(path) == 2**32 - 1
+    out = np.zeros(len(truth), np.uint8)
+    for backend in BACKENDS:
+        tracemalloc.start()
+        try:
+            with gzip_backend(backend), pytest.raises(CompressedStreamError):
+                decompress_into(path, out)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 4 * len(truth), backend
+
+
+def test_uncompressed_size_hint(gz_files, tmp_path, truth):
+    assert gzip_uncompressed_size(gz_files["single"]) == len(truth)
+    assert gzip_uncompressed_size(write_variant(tmp_path, b"\x1f\x8b")) == 0
+
+
+def test_empty_file_is_an_empty_stream(tmp_path):
+    path = write_variant(tmp_path, b"", "empty.gz")
+    for backend in BACKENDS:
+        with gzip_backend(backend):
+            assert decompress_into(path, bytearray(10)) == 0
+    with GzipReader(path) as reader:
+        assert reader.read() == b""
+
+
+def test_backend_selection():
+    assert openers.get_gzip_backend() == BACKENDS[0]
+    with pytest.raises(ValueError, match="gzip backend"):
+        openers.set_gzip_backend("snappy")
+    with gzip_backend("zlib"):
+        with gzip_backend(None):
+            assert openers.get_gzip_backend() == BACKENDS[0]
+        assert openers.get_gzip_backend() == "zlib"
+
+
+# -- GzipReader ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", STREAM_ENGINES)
+@pytest.mark.parametrize("variant", ["single", "multi", "padded"])
+def test_reader_random_seeks_match_truth(engine, variant, gz_files, truth):
+    rng = np.random.default_rng(1)
+    with gzip_backend(engine), GzipReader(gz_files[variant], checkpoint_spacing=SPACING) as reader:
+        for _ in range(60):
+            pos = int(rng.integers(0, len(truth) + 100))
+            n = int(rng.integers(0, 70_000))
+            assert reader.seek(pos) == pos and reader.tell() == pos
+            if rng.random() < 0.5:
+                assert reader.read(n) == truth[pos : pos + n]
+            else:
+                buf = bytearray(n)
+                got = reader.readinto(buf)
+                assert bytes(buf[:got]) == truth[pos : pos + n]
+            assert reader.tell() == max(pos, min(pos + n, len(truth)))
+        assert reader.seek(-10, os.SEEK_END) == len(truth) - 10
+        assert reader.read() == truth[-10:]
+        reader.seek(100)
+        reader.seek(-40, os.SEEK_CUR)
+        assert reader.read(5) == truth[60:65]
+        assert reader.index.uncompressed_size == len(truth)
+
+
+def test_reader_reads_all_with_read_none_and_readall(gz_files, truth):
+    with GzipReader(gz_files["multi"]) as reader:
+        assert reader.read(None) == truth
+        assert reader.readinto(bytearray(5)) == 0
+        reader.seek(0)
+        assert reader.readall() == truth
+
+
+def test_header_read_decompresses_little(truth):
+    big = truth * 4
+    raw = CountingFile(gzip.compress(big, 1))
+    with GzipReader(raw, name="big.nii.gz") as reader:
+        assert reader.read(352) == big[:352]
+        assert raw.count <= openers._INPUT_CHUNK
+    assert not raw.closed  # a caller's file object is left open
+
+
+def test_backward_seek_costs_at_most_one_spacing(truth):
+    compressed = gzip.compress(truth, 1)
+    raw = CountingFile(compressed)
+    with GzipReader(raw, checkpoint_spacing=SPACING) as reader:
+        reader.read()
+        assert len(reader.index) >= len(truth) // SPACING - 1
+        for pos in (len(truth) - 1000, 5000, len(truth) // 2):
+            raw.count = 0
+            reader.seek(pos)
+            assert reader.read(100) == truth[pos : pos + 100]
+            # one spacing of compressed input, plus one input chunk of slack
+            assert raw.count < len(compressed) * SPACING / len(truth) + 2 * openers._INPUT_CHUNK
+
+
+def test_index_outlives_reader_and_is_shared(gz_files, truth):
+    index = GzipIndex(SPACING)
+    with GzipReader(gz_files["single"], index=index) as reader:
+        reader.read()
+    assert len(index) > 0 and index.uncompressed_size == len(truth)
+    with GzipReader(gz_files["single"], index=index) as again:
+        assert again.index is index
+        assert again.seek(0, os.SEEK_END) == len(truth)  # known: no decompression
+        again.seek(len(truth) - 20)
+        assert again.read() == truth[-20:]
+    clone = pickle.loads(pickle.dumps(index))
+    assert len(clone) == 0 and clone.spacing == SPACING and clone.uncompressed_size is None
+
+
+def test_index_forgets_a_rewritten_file(tmp_path, truth):
+    path = write_variant(tmp_path, gzip.compress(truth, 1), "changing.nii.gz")
+    index = GzipIndex(SPACING)
+    with GzipReader(path, index=index) as reader:
+        reader.read()
+    other = truth[::-1] + b"extra"
+    path.write_bytes(gzip.compress(other, 6))
+    with GzipReader(path, index=index) as reader:
+        reader.seek(len(other) - 100)
+        assert reader.read() == other[-100:]
+    assert index.uncompressed_size == len(other)
+
+
+def test_reader_misuse(gz_files):
+    reader = GzipReader(gz_files["single"])
+    with pytest.raises(ValueError, match="negative"):
+        reader.seek(-1)
+    with pytest.raises(ValueError, match="whence"):
+        reader.seek(0, 3)
+    with pytest.raises(TypeError, match="pickle"):
+        pickle.dumps(reader)
+    assert reader.readable() and reader.seekable()
+    reader.close()
+    reader.close()
+    with pytest.raises(ValueError, match="closed"):
+        reader.read(1)
+    with pytest.raises(ValueError, match="spacing"):
+        GzipIndex(0)
+
+
+# -- opening ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("level", [1, 3, 6])
+def test_gzip_writer_is_standard_and_deterministic(tmp_path, truth, level):
+    outputs = []
+    for name in ("a.nii.gz", "b.nii.gz"):
+        with open_image_file(tmp_path / name, "wb", compresslevel=level) as f:
+            f.write(truth)
+        outputs.append((tmp_path / name).read_bytes())
+    assert outputs[0] == outputs[1]
+    assert outputs[0][3] == 0 and outputs[0][4:8] == b"\0\0\0\0"  # no name, mtime 0
+    assert gzip.decompress(outputs[0]) == truth
+    with open_image_file(tmp_path / "a.nii.gz") as f:
+        assert isinstance(f, GzipReader) and f.read() == truth
+
+
+def test_plain_files_and_mode_checks(tmp_path):
+    path = tmp_path / "plain.nii"
+    with open_image_file(path, "wb") as f:
+        f.write(b"hello")
+    with open_image_file(path) as f:
+        buf = bytearray(5)
+        assert f.readinto(buf) == 5 and bytes(buf) == b"hello"
+    with pytest.raises(ValueError, match="mode"):
+        open_image_file(path, "r+b")
+    with pytest.raises(ValueError, match="compresslevel"):
+        open_image_file(tmp_path / "x.gz", "wb", compresslevel=11)
+    with pytest.raises(FileNotFoundError):
+        open_image_file(tmp_path / "missing.nii.gz")
+
+
+def test_is_gzip_path(tmp_path):
+    assert is_gzip_path("a.nii.gz") and is_gzip_path(tmp_path / "A.NII.GZ")
+    assert not is_gzip_path("a.nii") and not is_gzip_path(io.BytesIO())

@@ -1,0 +1,158 @@
+"""Disk → CuPy float32: gpuimg's device path against nibabel followed by ``cupy.asarray``.
+
+gpuimg: ``gpuimg.load(f).get_fdata(dtype=np.float32, device='cuda')`` (the raw on-disk values cross
+PCIe and are scaled on the GPU). nibabel: ``cupy.asarray(nibabel.load(f).get_fdata(dtype=np.float32))``
+(float32 crosses PCIe). Reported per run:
+
+``wall``
+    Wall time from the call to a full device synchronisation after it.
+``event``
+    GPU time between ``cupy.cuda.Event``\\ s recorded on the current stream before the call and after
+    it returns. For nibabel only the ``cupy.asarray`` copy is bracketed, so its event time is the
+    host → device copy alone.
+``pcie_bytes`` and ``pcie_gbps``
+    Bytes that cross PCIe per volume (nibabel: the float32 output; gpuimg: the voxels at their
+    on-disk item size, from gpuimg's design, not measured), and those bytes over the median wall
+    time (for nibabel also over the median copy time, ``copy_gbps``).
+
+``python3 -m benchmarks.gpu [--quick] [--repeats N] [--data-dir DIR]``; prints ``skipped: no GPU``
+where CuPy or a CUDA device is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import json
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import nibabel
+import numpy as np
+
+import gpuimg
+from benchmarks.timing import FULL_REPEATS, Stats, time_alternating
+from benchmarks.volumes import DEFAULT_DATA_DIR, FULL, QUICK, Sizes, VolumeStore
+
+
+def find_cupy() -> tuple[ModuleType | None, str]:
+    """CuPy when it and a CUDA device are usable, else None and why not."""
+    try:
+        cupy = importlib.import_module("cupy")
+        count = cupy.cuda.runtime.getDeviceCount()
+    except (ImportError, RuntimeError, OSError) as exc:
+        return None, f"no GPU ({type(exc).__name__}: {exc})"
+    if count == 0:
+        return None, "no GPU (0 CUDA devices)"
+    return cupy, f"{count} CUDA device(s)"
+
+
+class DevicePath:
+    """One way from a file to a CuPy float32 array, recording GPU event times per call."""
+
+    def __init__(self, cupy: ModuleType, library: str) -> None:
+        self.cupy = cupy
+        self.library = library
+        self.event_seconds: list[float] = []
+
+    def __call__(self, path: Path) -> Any:
+        """Read ``path`` to the device, synchronised; record the event time."""
+        cuda = self.cupy.cuda
+        start, end = cuda.Event(), cuda.Event()
+        if self.library == "gpuimg":
+            start.record()
+            out = gpuimg.load(path).get_fdata(dtype=np.float32, device="cuda")
+        else:
+            host = nibabel.load(path).get_fdata(dtype=np.float32)
+            start.record()
+            out = self.cupy.asarray(host)
+        end.record()
+        cuda.Device().synchronize()
+        self.event_seconds.append(cuda.get_elapsed_time(start, end) / 1e3)
+        return out
+
+
+def _pcie_bytes(library: str, path: Path) -> int:
+    img = nibabel.load(path)
+    itemsize = img.get_data_dtype().itemsize if library == "gpuimg" else 4
+    return int(np.prod(img.shape)) * itemsize
+
+
+def _cases(store: VolumeStore, sizes: Sizes) -> list[tuple[str, str, Path]]:
+    store.prepare([(sizes.t1, "gz1"), (sizes.t1, "nii"), (sizes.fmri, "gz1"), (sizes.seg, "gz1")])
+    return [
+        ("sample_gz", "bundled sample .nii.gz", gpuimg.data.sample_path()),
+        ("t1_gz1", "T1 .nii.gz", store.path(sizes.t1, "gz1")),
+        ("t1_nii", "T1 .nii", store.path(sizes.t1, "nii")),
+        ("fmri_gz1", "fMRI .nii.gz", store.path(sizes.fmri, "gz1")),
+        ("seg_gz1", "seg .nii.gz", store.path(sizes.seg, "gz1")),
+    ]
+
+
+def _read(path: Path, device_path: DevicePath, state: Any) -> Any:
+    return device_path(path)
+
+
+def run_gpu(store: VolumeStore, sizes: Sizes, *, repeats: int) -> dict[str, Any]:
+    """Time disk → CuPy for both libraries; ``{'skipped': 'no GPU (...)'}`` without a GPU."""
+    cupy, detail = find_cupy()
+    if cupy is None:
+        return {"skipped": detail}
+    rows = []
+    for key, label, path in _cases(store, sizes):
+        paths = {lib: DevicePath(cupy, lib) for lib in ("nibabel", "gpuimg")}
+        wall = time_alternating(paths, functools.partial(_read, path), repeats=repeats)
+        libs = {}
+        for lib, fn in paths.items():
+            event = Stats.of(fn.event_seconds[1:])  # drop the warm-up call
+            nbytes = _pcie_bytes(lib, path)
+            libs[lib] = {
+                "wall": wall[lib].as_dict(),
+                "event": event.as_dict(),
+                "pcie_bytes": nbytes,
+                "pcie_gbps": nbytes / wall[lib].median / 1e9,
+            }
+        libs["nibabel"]["copy_gbps"] = (
+            libs["nibabel"]["pcie_bytes"] / libs["nibabel"]["event"]["median"] / 1e9
+        )
+        rows.append(
+            {
+                "key": key,
+                "label": label,
+                "libs": libs,
+                "speedup": wall["nibabel"].median / wall["gpuimg"].median,
+            }
+        )
+    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+    name = props["name"]
+    return {
+        "device": name.decode() if isinstance(name, bytes) else str(name),
+        "detail": detail,
+        "rows": rows,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: run the GPU benchmark alone and print its result as JSON."""
+    parser = argparse.ArgumentParser(description="Disk -> CuPy float32, gpuimg vs nibabel.")
+    parser.add_argument("--quick", action="store_true", help="tiny volumes, 1 repeat")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help=f"timed runs (default {FULL_REPEATS}, quick 1)"
+    )
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (1 if args.quick else FULL_REPEATS)
+    started = time.perf_counter()
+    result = run_gpu(VolumeStore(args.data_dir), QUICK if args.quick else FULL, repeats=repeats)
+    if "skipped" in result:
+        print(f"skipped: {result['skipped']}")
+        return
+    result["total_seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

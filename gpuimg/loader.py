@@ -412,7 +412,7 @@ def _fill_slot(
     try:
         proxy = load(path).dataobj
         slicers = loader._slicers(path, tuple(proxy.shape))
-        filler.fill(proxy, slicers, buffer, slot)
+        filler.fill(proxy, slicers, buffer, slot, path)
     except Exception as exc:
         if path in str(exc):
             raise
@@ -421,12 +421,12 @@ def _fill_slot(
         ) from exc
 
 
-def _transformed(loader: Loader, volume: Any) -> Any:
-    """Run the loader's transform on ``volume``; check it kept the shape."""
+def _transformed(loader: Loader, volume: Any, path: str) -> Any:
+    """Run the loader's transform on ``volume`` (read from ``path``); check it kept the shape."""
     result = loader.transform(volume)
     if tuple(result.shape) != tuple(volume.shape):
         raise ValueError(
-            f"transform {loader.transform!r} returned shape {tuple(result.shape)}, "
+            f"{path}: transform {loader.transform!r} returned shape {tuple(result.shape)}, "
             f"expected {tuple(volume.shape)} (the batch's volume shape)"
         )
     return result
@@ -447,7 +447,9 @@ class _HostFiller:
         base = np.empty((loader.batch_size, *loader.shape[::-1]), loader.dtype)
         return base.transpose(0, *range(ndim, 0, -1))
 
-    def fill(self, proxy: Any, slicers: tuple | None, buffer: np.ndarray, slot: int) -> None:
+    def fill(
+        self, proxy: Any, slicers: tuple | None, buffer: np.ndarray, slot: int, path: str
+    ) -> None:
         loader = self._loader
         volume = buffer[slot]
         if slicers is None:
@@ -457,7 +459,7 @@ class _HostFiller:
             source, destination = slicers
             _read_scaled_into(proxy, source, proxy.scale_plan(loader.dtype), volume[destination])
         if loader.transform is not None:
-            result = _transformed(loader, volume)
+            result = _transformed(loader, volume, path)
             if result is not volume:
                 np.copyto(volume, result, casting="same_kind")
 
@@ -514,7 +516,7 @@ class _DeviceFiller:
         with self._cupy.cuda.Device(loader.device):
             return self._cupy.empty((loader.batch_size, *loader.shape), loader.dtype)
 
-    def fill(self, proxy: Any, slicers: tuple | None, buffer: Any, slot: int) -> None:
+    def fill(self, proxy: Any, slicers: tuple | None, buffer: Any, slot: int, path: str) -> None:
         loader = self._loader
         cupy = self._cupy
         source, destination = slicers if slicers is not None else ((), ())
@@ -529,7 +531,7 @@ class _DeviceFiller:
                 _device_copy(self._zeros_like(target), target)
             _device_copy(volume, target[destination])
             if loader.transform is not None:
-                result = _transformed(loader, target)
+                result = _transformed(loader, target, path)
                 if result is not target:
                     _device_copy(result, target)
             stream.synchronize()

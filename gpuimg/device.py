@@ -188,6 +188,43 @@ def gpuimg_stream(device_id: int) -> Any:
         return _streams[key]
 
 
+def to_host(array: Any) -> np.ndarray:
+    """Copy a device array to a new numpy array (after the current stream's queued work)."""
+    return get_cupy().asnumpy(array)
+
+
+def to_device(array: Any, *, dtype: Any = None, device: object = "cuda") -> Any:
+    """Put an in-memory array on the GPU as ``dtype`` (its own dtype, native-endian, if None).
+
+    Parameters
+    ----------
+    array : array_like or cupy.ndarray
+        Host data, or a device array (returned as is when it already has ``dtype``).
+    dtype : dtype, optional
+        Result dtype; the conversion happens on the host for host data.
+    device : str, int or cupy.cuda.Device
+        Target device (see :func:`resolve_device`).
+
+    Returns
+    -------
+    cupy.ndarray
+        Keeps the memory order of a Fortran-ordered input.
+    """
+    device_id = resolve_device(device)
+    if device_id is None:
+        raise ValueError(f"device is {device!r}; to_device needs a GPU, e.g. 'cuda' or 'cuda:0'")
+    cupy = get_cupy()
+    with cupy.cuda.Device(device_id):
+        if is_device_array(array):
+            return array if dtype is None or array.dtype == dtype else array.astype(dtype)
+        host = np.asanyarray(array, dtype=dtype)
+        host = host.astype(device_dtype(host.dtype), copy=False)
+        fortran = host.flags.f_contiguous and not host.flags.c_contiguous
+        out = cupy.empty(host.shape, dtype=host.dtype, order="F" if fortran else "C")
+        out.set(host)
+        return out
+
+
 # --------------------------------------------------------------------------------------------------
 # Pinned host buffers
 # --------------------------------------------------------------------------------------------------

@@ -193,20 +193,15 @@ def _stream_chunks(cupy: Any, source: RawSource, spec: Any, flat: Any, work: Any
     itemsize = spec.input_dtype.itemsize
     chunk = default_pinned_pool().buffer_size // itemsize
     count = flat.size
-    staging = []
-    if not spec.is_copy:
-        # Two device staging buffers, one per pinned buffer in flight; stream order makes reuse safe.
-        staging = [
-            cupy.empty(min(chunk, count), dtype=spec.input_dtype)
-            for _ in range(min(2, -(-count // chunk)))
-        ]
-    for index, first in enumerate(range(0, count, chunk)):
+    # One device staging buffer is enough: on one stream, chunk k+1's copy into it is ordered after
+    # chunk k's kernel. The overlap that matters is the host reading (decompressing) chunk k+1 into
+    # the other pinned buffer while the device copies and scales chunk k.
+    staging = None if spec.is_copy else cupy.empty(min(chunk, count), dtype=spec.input_dtype)
+    for first in range(0, count, chunk):
         stop = min(first + chunk, count)
-        if spec.is_copy:
-            _upload(source, first * itemsize, flat[first:stop], work)
-        else:
-            target = staging[index % 2][: stop - first]
-            _upload(source, first * itemsize, target, work)
+        target = flat[first:stop] if staging is None else staging[: stop - first]
+        _upload(source, first * itemsize, target, work)
+        if staging is not None:
             run_kernel(spec, target, flat[first:stop])
         _stats.add(bytes_to_device=(stop - first) * itemsize)
 

@@ -314,6 +314,11 @@ class _Flags(SimpleNamespace):
     owndata: bool
 
 
+def _convert(target: np.ndarray, source: np.ndarray) -> None:
+    with np.errstate(all="ignore"):  # a GPU converts without warnings
+        np.copyto(target, source, casting="unsafe")
+
+
 class ndarray:  # noqa: N801 - CuPy's name
     """``cupy.ndarray``: a numpy view into double-owned device memory."""
 
@@ -378,10 +383,16 @@ class ndarray:  # noqa: N801 - CuPy's name
 
     def copy(self, order: str = "C") -> ndarray:
         """A new array; the copy runs on the current stream."""
+        return self.astype(self.dtype, order=order)
+
+    def astype(self, dtype: object, order: str = "K", copy: bool = True) -> ndarray:
+        """A converted copy (or ``self`` when ``copy`` is False and the dtype matches)."""
+        if not copy and self.dtype == dtype:
+            return self
         fortran = order == "F" or (order in "AK" and self.flags.f_contiguous)
-        out = ndarray(self.shape, self.dtype, order="F" if fortran else "C")
+        out = ndarray(self.shape, dtype, order="F" if fortran else "C")
         source, target = self._view, out._view
-        get_current_stream()._enqueue(lambda: np.copyto(target, source))
+        get_current_stream()._enqueue(lambda: _convert(target, source))
         return out
 
     def get(

@@ -1,0 +1,350 @@
+"""The device seam: lazy CuPy, device ids, the pinned pool, the fused kernel, and the test double."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from gpuimg import device
+from gpuimg.errors import DeviceMemoryError, DeviceUnavailableError
+from gpuimg.scaling import plan_scaling
+
+# --------------------------------------------------------------------------------------------------
+# Finding CuPy
+# --------------------------------------------------------------------------------------------------
+
+
+def test_import_gpuimg_does_not_import_cupy() -> None:
+    code = "import sys, gpuimg, gpuimg.device, gpuimg.gpuread; assert 'cupy' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_get_cupy_without_cupy_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    with pytest.raises(DeviceUnavailableError, match=r"not installed.*gpuimg\[cuda12\]"):
+        device.get_cupy()
+
+
+def test_get_cupy_with_cupy_but_no_gpu() -> None:
+    cupy = pytest.importorskip("cupy")
+    try:
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            pytest.skip("a CUDA device is present")
+    except cupy.cuda.runtime.CUDARuntimeError:
+        pass
+    with pytest.raises(DeviceUnavailableError, match="no CUDA device"):
+        device.get_cupy()
+
+
+def test_is_device_array_never_imports_cupy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "cupy", raising=False)
+    assert not device.is_device_array(np.zeros(3))
+    assert "cupy" not in sys.modules
+
+
+def test_is_device_array(xp) -> None:
+    assert device.is_device_array(xp.empty(3))
+    assert not device.is_device_array(np.zeros(3))
+
+
+def test_use_backend_restores(double) -> None:
+    with device.use_backend(np):
+        assert device.get_cupy() is np
+    assert device.get_cupy() is double
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [(None, None), ("cpu", None), ("cuda", 0), ("cuda:0", 0), (0, 0), (np.int64(0), 0)],
+)
+def test_resolve_device(xp, spec, expected) -> None:
+    assert device.resolve_device(spec) == expected
+
+
+def test_resolve_device_object(xp) -> None:
+    assert device.resolve_device(xp.cuda.Device(0)) == 0
+
+
+@pytest.mark.parametrize("spec", ["gpu", "cuda:", "cuda:x", "cuda:-1", -1, True, 1.0, b"cuda"])
+def test_resolve_device_rejects(double, spec) -> None:
+    with pytest.raises(ValueError, match="expected None, 'cpu', 'cuda'"):
+        device.resolve_device(spec)
+
+
+def test_resolve_device_counts_devices(double) -> None:
+    with pytest.raises(DeviceUnavailableError, match=r"'cuda:1', but only 1 CUDA device"):
+        device.resolve_device("cuda:1")
+    double.set_device_count(2)
+    assert device.resolve_device("cuda:1") == 1
+    assert device.resolve_device(1) == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Pinned pool
+# --------------------------------------------------------------------------------------------------
+
+
+def test_pinned_pool_reuses_and_counts(xp) -> None:
+    pool = device.PinnedPool(buffer_size=64, max_buffers=2)
+    first = pool.acquire()
+    assert (first.dtype, first.size) == (np.uint8, 64)
+    assert pool.stats().in_use == 1
+    pool.release(first)
+    again = pool.acquire()
+    assert again.ctypes.data == first.ctypes.data
+    pool.release(again)
+    assert pool.stats() == device.PinnedPoolStats(
+        buffers=1, bytes=64, in_use=0, pending=0, buffer_size=64, max_buffers=2
+    )
+
+
+def test_pinned_buffer_waits_for_its_event(double) -> None:
+    """A buffer released with an event is handed out again only after the copy behind it ran."""
+    pool = device.PinnedPool(buffer_size=16, max_buffers=1)
+    stream = double.cuda.Stream(non_blocking=True)
+    target = double.empty(16, dtype=np.uint8)
+    buffer = pool.acquire()
+    buffer[:] = 7
+    target.set(buffer, stream=stream)
+    event = stream.record()
+    pool.release(buffer, event)
+    assert pool.stats().pending == 1 and not event.done
+    reused = pool.acquire()
+    assert event.done
+    reused[:] = 9
+    pool.release(reused)
+    assert (target.get(stream=stream) == 7).all()
+
+
+def test_double_punishes_early_reuse(double) -> None:
+    """Without waiting for the event, the pinned source is read late, as a GPU would."""
+    stream = double.cuda.Stream(non_blocking=True)
+    target = double.empty(4, dtype=np.uint8)
+    host = np.frombuffer(double.cuda.alloc_pinned_memory(4), dtype=np.uint8, count=4)
+    host[:] = 1
+    target.set(host, stream=stream)
+    host[:] = 2
+    assert (target.get(stream=stream) == 2).all()
+    pageable = np.ones(4, dtype=np.uint8)
+    target.set(pageable, stream=stream)
+    pageable[:] = 3
+    assert (target.get(stream=stream) == 1).all()
+
+
+def test_pinned_pool_is_bounded_across_threads(xp) -> None:
+    pool = device.PinnedPool(buffer_size=16, max_buffers=1)
+    held = pool.acquire()
+    got: list[np.ndarray] = []
+    waiter = threading.Thread(target=lambda: got.append(pool.acquire()))
+    waiter.start()
+    waiter.join(0.05)
+    assert not got and pool.stats().buffers == 1
+    pool.release(held)
+    waiter.join(5)
+    assert got and got[0].ctypes.data == held.ctypes.data
+    pool.release(got[0])
+
+
+def test_pinned_pool_configure(xp) -> None:
+    pool = device.PinnedPool(buffer_size=32, max_buffers=2)
+    idle, busy = pool.acquire(), pool.acquire()
+    pool.release(idle)
+    pool.configure(buffer_size=64)
+    assert pool.stats().buffers == 1
+    pool.release(busy)
+    assert pool.stats().buffers == 0
+    assert pool.acquire().size == 64
+    with pytest.raises(ValueError, match="buffer_size is 8, expected at least 16"):
+        pool.configure(buffer_size=8)
+    with pytest.raises(ValueError, match="max_buffers is 0, expected at least 1"):
+        pool.configure(max_buffers=0)
+
+
+def test_pinned_pool_clear_waits_for_pending(double) -> None:
+    pool = device.PinnedPool(buffer_size=16, max_buffers=2)
+    stream = double.cuda.Stream(non_blocking=True)
+    buffer = pool.acquire()
+    double.empty(16, dtype=np.uint8).set(buffer, stream=stream)
+    event = stream.record()
+    pool.release(buffer, event)
+    pool.clear()
+    assert event.done
+    assert pool.stats().buffers == 0
+
+
+def test_set_pinned_pool_limits(xp) -> None:
+    stats = device.set_pinned_pool_limits(buffer_size=1024, max_buffers=3)
+    assert (stats.buffer_size, stats.max_buffers) == (1024, 3)
+
+
+# --------------------------------------------------------------------------------------------------
+# Kernel source
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", ["<i2", ">i2", ">u8", ">f4", "<f8", ">i8"])
+def test_kernel_uses_only_rounded_arithmetic(raw) -> None:
+    spec = device.kernel_spec(plan_scaling(np.dtype(raw), 1.5, -2.0, np.dtype(np.float32)))
+    assert "__dmul_rn(w, s)" in spec.operation and "__dadd_rn(w, b)" in spec.operation
+    assert "*" not in spec.operation and "+" not in spec.operation
+    assert spec.input_dtype.kind == ("i" if raw == "<i2" else "u" if raw[0] == ">" else "f")
+
+
+def test_kernel_identity_is_a_copy() -> None:
+    assert device.kernel_spec(plan_scaling(np.dtype("=i2"), None, None)).is_copy
+    swapped = device.kernel_spec(plan_scaling(np.dtype(">i2"), None, None))
+    assert not swapped.is_copy and swapped.out_dtype == np.dtype("int16")
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")]), "structured .RGB. data"),
+        (np.dtype(np.longdouble), "cannot handle raw dtype float128"),
+        (np.dtype(np.complex64), "cannot handle raw dtype complex64"),
+    ],
+)
+def test_kernel_refuses(raw, message) -> None:
+    with pytest.raises(TypeError, match=message):
+        device.kernel_spec(plan_scaling(raw, None, None, None))
+
+
+# --------------------------------------------------------------------------------------------------
+# The double's kernel interpreter is strict
+# --------------------------------------------------------------------------------------------------
+
+
+def _run(double, in_params, operation, x, out_dtype):
+    kernel = double.ElementwiseKernel(in_params, f"{np.dtype(out_dtype).name} y", operation)
+    src = double.empty(x.shape, dtype=x.dtype)
+    src.set(x)
+    out = double.empty(x.shape, dtype=out_dtype)
+    kernel(src, out)
+    return out.get()
+
+
+@pytest.mark.parametrize("raw", [">f4", ">f8", ">i2", ">u8", "<i4"])
+def test_run_kernel_swaps_and_scales(xp, raw) -> None:
+    values = np.array([3, 1, 0, 100, 7], dtype=raw)
+    if values.dtype.kind == "i":
+        values[1] = -7
+    if values.dtype.kind == "f":
+        values[:] = [1.5, -2.25, np.inf, np.nan, -0.0]
+    plan = plan_scaling(values.dtype, 2.5, 0.5, np.dtype(np.float32))
+    spec = device.kernel_spec(plan)
+    src = xp.empty(values.shape, dtype=spec.input_dtype)
+    src.set(values.view(spec.input_dtype))
+    out = xp.empty(values.shape, dtype=spec.out_dtype)
+    device.run_kernel(spec, src, out)
+    expected = (values.astype(np.float64) * 2.5 + 0.5).astype(np.float32)
+    assert np.array_equal(out.get(), expected, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("operation", "error"),
+    [
+        ("y = x;", "implicit conversion from int16 to float64"),
+        ("double w = (double)x; y = (float)w;", "implicit conversion from float32"),
+        ("y = __dmul_rn(x, x);", "__dmul_rn takes"),
+        ("unsigned int u = (unsigned int)x << 32; y = (double)u;", "undefined behaviour"),
+        ("x = x; y = (double)x;", "cannot be assigned"),
+        ("y = sqrt((double)x);", "does not implement sqrt"),
+        ("y = (double)x + 1;", "cannot parse"),
+    ],
+)
+def test_double_kernel_is_strict(double, operation, error) -> None:
+    with pytest.raises((TypeError, ValueError, SyntaxError, NameError), match=error):
+        _run(double, "int16 x", operation, np.arange(3, dtype=np.int16), np.float64)
+
+
+def test_double_kernel_checks_types(double) -> None:
+    kernel = double.ElementwiseKernel("int16 x", "float64 y", "y = (double)x;")
+    with pytest.raises(TypeError, match="Type is mismatched"):
+        kernel(double.empty(3, dtype=np.int32), double.empty(3, dtype=np.float64))
+    with pytest.raises(TypeError, match="Unsupported type"):
+        kernel(np.zeros(3, np.int16), double.empty(3, dtype=np.float64))
+
+
+def test_double_refuses_implicit_conversion(double) -> None:
+    with pytest.raises(TypeError, match="Implicit conversion to a NumPy array is not allowed"):
+        np.asarray(double.empty(3))
+
+
+def test_double_work_runs_only_when_waited_for(double) -> None:
+    stream = double.cuda.Stream(non_blocking=True)
+    other = double.cuda.Stream(non_blocking=True)
+    target = double.empty(2, dtype=np.int8)
+    target.set(np.array([4, 5], np.int8), stream=stream)
+    event = stream.record()
+    assert not event.done
+    other.wait_event(event)
+    assert not event.done
+    assert target.get(stream=other).tolist() == [4, 5]
+    assert event.done
+
+
+# --------------------------------------------------------------------------------------------------
+# Device memory
+# --------------------------------------------------------------------------------------------------
+
+
+def test_memory_is_counted_and_emptied(xp) -> None:
+    device.empty_cache()
+    baseline = device.device_memory_used(include_cached=True)
+    array = xp.empty(1 << 16, dtype=np.float32)
+    assert device.device_memory_used() >= baseline + array.nbytes
+    del array
+    assert device.device_memory_used() == baseline
+    device.empty_cache()
+    assert device.device_memory_used(include_cached=True) == baseline
+
+
+def test_device_memory_guard(xp) -> None:
+    pool = xp.get_default_memory_pool()
+    device.empty_cache()
+    pool.set_limit(size=pool.total_bytes() + 1024)
+    try:
+        with pytest.raises(DeviceMemoryError, match=r"scan.nii: out of GPU memory reading 4096"):
+            with device.device_memory_guard("scan.nii", 4096):
+                xp.empty(1 << 20, dtype=np.uint8)
+    finally:
+        pool.set_limit(size=0)
+
+
+def test_pinned_memory_is_freed_by_empty_cache(double) -> None:
+    before = double.pinned_bytes()
+    buffer = device.default_pinned_pool().acquire()
+    assert double.pinned_bytes() == before + buffer.size
+    device.default_pinned_pool().release(buffer)
+    del buffer
+    device.empty_cache()
+    assert double.pinned_bytes() == before
+    assert double.get_default_pinned_memory_pool().n_free_blocks() == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Moving in-memory arrays
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_to_device_and_back(xp, order) -> None:
+    host = np.asarray(np.arange(24, dtype=">i2").reshape(2, 3, 4), order=order)
+    on_device = device.to_device(host, dtype=np.float32)
+    assert on_device.dtype == np.float32
+    assert on_device.flags.f_contiguous == (order == "F")
+    assert np.array_equal(device.to_host(on_device), host.astype(np.float32))
+    assert device.to_device(on_device, dtype=np.float32) is on_device
+    as_f8 = device.to_device(on_device, dtype=np.float64)
+    assert np.array_equal(device.to_host(as_f8), host.astype(np.float64))
+    native = device.to_device(host)
+    assert native.dtype == np.dtype("int16")
+
+
+def test_to_device_refuses_the_host(xp) -> None:
+    with pytest.raises(ValueError, match="to_device needs a GPU"):
+        device.to_device(np.zeros(2), device="cpu")

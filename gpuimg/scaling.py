@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gpuimg.config import PARALLEL_MIN_ELEMENTS, executor, settings
 from gpuimg.errors import HeaderDataError
 
 #: Elements per block: 64 Ki float64 work values = 512 KiB, comfortably inside L2.
@@ -146,7 +147,9 @@ def _flat_view(array: np.ndarray) -> np.ndarray:
     return array.reshape(-1, order=order)
 
 
-def scale_into(raw: np.ndarray, plan: ScalePlan, out: np.ndarray) -> np.ndarray:
+def scale_into(
+    raw: np.ndarray, plan: ScalePlan, out: np.ndarray, *, threads: int | None = None
+) -> np.ndarray:
     """Scale ``raw`` into ``out`` following ``plan``, block by block.
 
     Parameters
@@ -157,6 +160,8 @@ def scale_into(raw: np.ndarray, plan: ScalePlan, out: np.ndarray) -> np.ndarray:
         From :func:`plan_scaling` for ``raw.dtype``.
     out : numpy.ndarray
         Output of ``plan.out_dtype`` and ``raw.shape``, with the same memory order as ``raw``.
+    threads : int, optional
+        Worker threads for large arrays (default: ``gpuimg.config.settings.threads``).
 
     Returns
     -------
@@ -174,16 +179,31 @@ def scale_into(raw: np.ndarray, plan: ScalePlan, out: np.ndarray) -> np.ndarray:
         src, dst = raw.reshape(-1, order="F"), out.reshape(-1, order="F")
     else:
         src, dst = _flat_view(raw), _flat_view(out)
+    workers = settings.threads if threads is None else threads
+    if workers > 1 and src.size >= PARALLEL_MIN_ELEMENTS:
+        # numpy releases the GIL inside ufunc loops, so block ranges scale in parallel.
+        per_worker = -(-src.size // workers // BLOCK_ELEMENTS) * BLOCK_ELEMENTS
+        bounds = [(a, min(a + per_worker, src.size)) for a in range(0, src.size, per_worker)]
+        pool = executor()
+        jobs = [pool.submit(_scale_range, src[a:b], plan, dst[a:b]) for a, b in bounds]
+        for job in jobs:
+            job.result()
+    else:
+        _scale_range(src, plan, dst)
+    return out
+
+
+def _scale_range(src: np.ndarray, plan: ScalePlan, dst: np.ndarray) -> None:
+    """Scale a 1-D range block by block, with scratch buffers of one block per intermediate dtype."""
     steps = ((plan.work_dtype,) if plan.work_dtype is not None else ()) + plan.casts
     if not steps:
         np.copyto(dst, src)
-        return out
+        return
     scratch = [np.empty(min(BLOCK_ELEMENTS, src.size), dtype=dt) for dt in steps[:-1]]
     for start in range(0, src.size, BLOCK_ELEMENTS):
         stop = min(start + BLOCK_ELEMENTS, src.size)
         targets = [buffer[: stop - start] for buffer in scratch] + [dst[start:stop]]
         _scale_block(src[start:stop], plan, targets)
-    return out
 
 
 def _scale_block(src: np.ndarray, plan: ScalePlan, targets: list[np.ndarray]) -> None:

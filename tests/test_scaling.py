@@ -121,3 +121,14 @@ def test_structured_data_cannot_be_scaled():
     assert plan_scaling(rgb, None, None).is_identity
     with pytest.raises(HeaderDataError, match="cannot scale structured data"):
         plan_scaling(rgb, 2.0, 0.0)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_threaded_scaling_is_identical(threads):
+    raw = np.asfortranarray(
+        np.random.default_rng(1).integers(-(2**15), 2**15, size=(130, 97, 90), dtype=np.int16)
+    )
+    plan = plan_scaling(raw.dtype, 0.123, -4.5, np.float32)
+    expected = (raw.astype(np.float64) * 0.123 - 4.5).astype(np.float32)
+    out = scale_into(raw, plan, np.empty(raw.shape, np.float32, order="F"), threads=threads)
+    np.testing.assert_array_equal(out, expected)

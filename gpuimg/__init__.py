@@ -1,0 +1,70 @@
+"""gpuimg: nibabel's image model for NIfTI-1, NIfTI-2 and Analyze, fast to numpy and straight to CuPy.
+
+>>> import gpuimg
+>>> img = gpuimg.load(gpuimg.data.sample_path())
+>>> img.shape, gpuimg.is_proxy(img.dataobj)
+((40, 48, 36, 6), True)
+"""
+
+from __future__ import annotations
+
+from gpuimg import data
+from gpuimg.arrayproxy import ArrayProxy, is_proxy
+from gpuimg.device import empty_cache as empty_device_cache
+from gpuimg.errors import (
+    CompressedStreamError,
+    DeviceMemoryError,
+    DeviceUnavailableError,
+    ExpiredDeprecationError,
+    GpuimgError,
+    HeaderDataError,
+    HeaderError,
+    ImageFileError,
+    TruncatedDataError,
+)
+from gpuimg.formats.analyze import AnalyzeImage, Spm2AnalyzeImage, Spm99AnalyzeImage
+from gpuimg.formats.nifti1 import Nifti1Image, Nifti1Pair
+from gpuimg.formats.nifti2 import Nifti2Image, Nifti2Pair
+from gpuimg.headers.analyze import AnalyzeHeader
+from gpuimg.headers.nifti1 import Nifti1Header, Nifti1PairHeader
+from gpuimg.headers.nifti2 import Nifti2Header, Nifti2PairHeader
+from gpuimg.images.dataobj import DataobjImage
+from gpuimg.images.filebased import FileBasedImage
+from gpuimg.images.spatial import SpatialImage
+from gpuimg.loadsave import load, save
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AnalyzeHeader",
+    "AnalyzeImage",
+    "ArrayProxy",
+    "CompressedStreamError",
+    "DataobjImage",
+    "DeviceMemoryError",
+    "DeviceUnavailableError",
+    "ExpiredDeprecationError",
+    "FileBasedImage",
+    "GpuimgError",
+    "HeaderDataError",
+    "HeaderError",
+    "ImageFileError",
+    "Nifti1Header",
+    "Nifti1Image",
+    "Nifti1Pair",
+    "Nifti1PairHeader",
+    "Nifti2Header",
+    "Nifti2Image",
+    "Nifti2Pair",
+    "Nifti2PairHeader",
+    "SpatialImage",
+    "Spm2AnalyzeImage",
+    "Spm99AnalyzeImage",
+    "TruncatedDataError",
+    "__version__",
+    "data",
+    "empty_device_cache",
+    "is_proxy",
+    "load",
+    "save",
+]

@@ -1,0 +1,301 @@
+"""Lazy array proxies over image files.
+
+The proxy protocol (as nibabel defines it) is small:
+
+* ``proxy.shape``, ``proxy.ndim`` and ``proxy.is_proxy`` (True);
+* ``np.asarray(proxy)`` / ``np.asanyarray(proxy, dtype)`` reads and scales the whole array;
+* ``proxy[slicer]`` reads, and scales, only what the slicer selects.
+
+An :class:`ArrayProxy` keeps only the file's name (or the caller's open file object), the header facts it
+needs (shape, on-disk dtype, offset, scale factors) and a file-handle manager. Reading a header never reads
+data. Scaled reads go through :mod:`gpuimg.scaling` in blocks, writing straight into the output.
+:meth:`ArrayProxy.read_raw_into` and :meth:`ArrayProxy.to_device` let callers choose where the memory lives.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+from typing import Any
+
+import numpy as np
+
+from gpuimg.errors import TruncatedDataError
+from gpuimg.io.buffers import default_pool
+from gpuimg.io.handles import FileHandle
+from gpuimg.io.openers import decompress_into, is_gzip_path
+from gpuimg.io.slicing import ReadPlan, canonical_slicer, plan_read, read_plan_into
+from gpuimg.scaling import ScalePlan, apply_scaling, plan_scaling, scale_into
+
+_MMAP_MODES = {True: "c", False: None, "c": "c", "r": "r"}
+
+
+def normalize_mmap(mmap: Any) -> str | None:
+    """Map nibabel's ``mmap`` argument to a numpy memmap mode (or None for no memory map)."""
+    try:
+        return _MMAP_MODES[mmap]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"mmap should be one of {{True, False, 'c', 'r'}}, found {mmap!r}"
+        ) from None
+
+
+def normalize_keep_file_open(keep_file_open: Any) -> bool | None:
+    """Validate nibabel's ``keep_file_open`` argument (None, True or False; 'auto' has expired)."""
+    if keep_file_open is None or keep_file_open is True or keep_file_open is False:
+        return keep_file_open
+    raise ValueError(
+        f"keep_file_open should be one of {{None, True, False}}, found {keep_file_open!r}"
+        + (
+            " ('auto' was deprecated in nibabel 2.4.1 and removed)"
+            if keep_file_open == "auto"
+            else ""
+        )
+    )
+
+
+class ArrayProxy:
+    """Lazy, thread-safe and picklable view of an image's data array on disk.
+
+    Parameters
+    ----------
+    file_like : str, os.PathLike or file object
+        Where the data live. A file object is used as given and never closed by the proxy.
+    spec : header or tuple
+        A header (with ``get_data_shape``, ``get_data_dtype``, ``get_data_offset`` and
+        ``get_slope_inter``) or a tuple ``(shape, dtype, offset, slope, inter)`` whose last entries may be
+        left out (offset 0, slope 1, inter 0).
+    mmap : {True, False, 'c', 'r'}, optional, keyword only
+        Memory-map uncompressed files for whole-array unscaled reads (True means 'c').
+    keep_file_open : {None, True, False}, optional, keyword only
+        True keeps one open handle (and, for gzip, its seek index) for the proxy's lifetime.
+    """
+
+    def __init__(self, file_like, spec, *, mmap=True, keep_file_open=None) -> None:
+        self._mmap = normalize_mmap(mmap)
+        self._keep_file_open = normalize_keep_file_open(keep_file_open)
+        if isinstance(spec, tuple):
+            shape, dtype, offset, slope, inter = (spec + (0, 1.0, 0.0))[:5]
+        else:
+            shape, dtype, offset = (
+                spec.get_data_shape(),
+                spec.get_data_dtype(),
+                spec.get_data_offset(),
+            )
+            slope, inter = spec.get_slope_inter()
+        self._shape = tuple(int(n) for n in shape)
+        self._dtype = np.dtype(dtype)
+        self._offset = int(offset)
+        self._slope = 1.0 if slope is None else float(slope)
+        self._inter = 0.0 if inter is None else float(inter)
+        self._file_like = file_like
+        self._handle = FileHandle(file_like, keep_file_open=self._keep_file_open)
+
+    # -- the proxy protocol -------------------------------------------------------------------------
+    is_proxy = True
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the array on disk."""
+        return self._shape
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions."""
+        return len(self._shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """On-disk dtype (with its byte order)."""
+        return self._dtype
+
+    @property
+    def offset(self) -> int:
+        """Byte offset of the data in the (uncompressed) file."""
+        return self._offset
+
+    @property
+    def slope(self) -> float:
+        """Scale factor applied on read (1.0 when unscaled)."""
+        return self._slope
+
+    @property
+    def inter(self) -> float:
+        """Intercept added on read (0.0 when unscaled)."""
+        return self._inter
+
+    @property
+    def file_like(self):
+        """The filename or file object the data are read from."""
+        return self._file_like
+
+    @property
+    def name(self) -> str:
+        """A printable name of the data file, for messages."""
+        return self._handle.name
+
+    @property
+    def is_compressed(self) -> bool:
+        """True when the data file is gzip-compressed."""
+        return is_gzip_path(self._file_like)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self.get_scaled(dtype=dtype)
+
+    def __getitem__(self, slicer) -> np.ndarray:
+        return self.get_scaled(slicer=slicer)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} shape={self._shape} dtype={self._dtype}>"
+
+    def __getstate__(self) -> dict:
+        return dict(self.__dict__)
+
+    # -- reads --------------------------------------------------------------------------------------
+    def scale_plan(self, dtype=None) -> ScalePlan:
+        """The :class:`~gpuimg.scaling.ScalePlan` of a read returning ``dtype`` (None: natural dtype)."""
+        return plan_scaling(self._dtype, self._slope, self._inter, dtype)
+
+    def read_plan(self, slicer=()) -> ReadPlan:
+        """Which bytes a read of ``slicer`` needs (see :func:`gpuimg.io.slicing.plan_read`)."""
+        return plan_read(slicer, self._shape, self._dtype.itemsize, self._offset)
+
+    def get_unscaled(self) -> np.ndarray:
+        """Read the whole array in its on-disk dtype, without scaling."""
+        return self._read_whole_raw()
+
+    def get_scaled(self, dtype=None, slicer=()) -> np.ndarray:
+        """Read ``self[slicer]`` scaled, as nibabel's ``ArrayProxy`` returns it.
+
+        Parameters
+        ----------
+        dtype : numpy dtype, optional
+            Result dtype; None keeps nibabel's natural dtype (the on-disk one when unscaled).
+        slicer : index, optional
+            Any basic numpy index; the default reads everything.
+        """
+        plan = self.scale_plan(dtype)
+        if _selects_everything(slicer, self._shape):
+            if plan.is_identity:
+                return self._read_whole_raw()
+            return self._read_whole_scaled(plan)
+        raw = self._read_slice_raw(slicer)
+        return apply_scaling(raw, plan)
+
+    def read_raw_into(self, plan: ReadPlan, out: memoryview, start: int = 0) -> None:
+        """Fill ``out`` with bytes ``[start, start + len(out))`` of the raw block that ``plan`` reads."""
+        with self._handle.open() as fileobj:
+            read_plan_into(fileobj, plan, out, start=start, name=self.name)
+
+    def to_device(self, slicer=(), *, dtype=np.float32, device="cuda"):
+        """Read ``self[slicer]`` scaled to ``dtype`` straight into GPU memory (a CuPy array).
+
+        Raw on-disk bytes are read into pinned host buffers, copied to the device, and scaled there; see
+        :mod:`gpuimg.gpuread`.
+        """
+        from gpuimg.gpuread import read_to_device  # noqa: PLC0415 - keeps CuPy out of `import gpuimg`
+
+        with _ProxyRawSource(self, self.read_plan(slicer)) as source:
+            return read_to_device(source, self.scale_plan(dtype), device=device, name=self.name)
+
+    # -- internals ----------------------------------------------------------------------------------
+    def _data_nbytes(self) -> int:
+        return int(np.prod(self._shape, dtype=object)) * self._dtype.itemsize
+
+    def _truncated(self, found: int) -> TruncatedDataError:
+        return TruncatedDataError(
+            f"{self.name}: data block holds {found} bytes after offset {self._offset}, "
+            f"expected {self._data_nbytes()} for shape {self._shape} of {self._dtype}"
+        )
+
+    def _read_whole_raw(self) -> np.ndarray:
+        nbytes = self._data_nbytes()
+        if self._mmap is not None and self._can_mmap():
+            size = os.path.getsize(self._file_like)
+            if size - self._offset < nbytes:
+                raise self._truncated(max(size - self._offset, 0))
+            if nbytes == 0:
+                return np.empty(self._shape, self._dtype, order="F")
+            return np.memmap(
+                self._file_like, self._dtype, self._mmap, self._offset, self._shape, order="F"
+            )
+        raw = np.empty(self._shape, self._dtype, order="F")
+        self.read_raw_into(self.read_plan(), _bytes_view(raw))
+        return raw
+
+    def _read_whole_scaled(self, plan: ScalePlan) -> np.ndarray:
+        out = np.empty(self._shape, plan.out_dtype, order="F")
+        if self.is_compressed and isinstance(self._file_like, (str, os.PathLike)):
+            # Whole-file decompression is the fastest gzip path; the pooled staging buffer is reused across
+            # reads, so scaling writes straight from it into the output.
+            end = self._offset + self._data_nbytes()
+            with default_pool.borrow(end) as staging:
+                found = decompress_into(self._file_like, staging, name=self.name)
+                if found < end:
+                    raise self._truncated(max(found - self._offset, 0))
+                raw = staging[self._offset : end].view(self._dtype).reshape(self._shape, order="F")
+                return scale_into(raw, plan, out)
+        with default_pool.borrow(self._data_nbytes()) as staging:
+            raw = staging.view(self._dtype).reshape(self._shape, order="F")
+            self.read_raw_into(self.read_plan(), _bytes_view(raw))
+            return scale_into(raw, plan, out)
+
+    def _read_slice_raw(self, slicer) -> np.ndarray:
+        plan = self.read_plan(slicer)
+        raw = np.empty(plan.raw_shape, self._dtype, order="F")
+        if plan.nbytes:
+            self.read_raw_into(plan, _bytes_view(raw))
+        return raw[plan.post_slicer]
+
+    def _can_mmap(self) -> bool:
+        return isinstance(self._file_like, (str, os.PathLike)) and not self.is_compressed
+
+
+class _ProxyRawSource:
+    """The raw-block source protocol of :func:`gpuimg.gpuread.read_to_device`, over one open handle."""
+
+    def __init__(self, proxy: ArrayProxy, plan: ReadPlan) -> None:
+        self._proxy = proxy
+        self._plan = plan
+        self._stack = ExitStack()
+        self._fileobj = None
+        self.dtype = proxy.dtype
+        self.raw_shape = plan.raw_shape
+        self.post_slicer = plan.post_slicer
+        self.out_shape = plan.out_shape
+        self.nbytes = plan.nbytes
+
+    def __enter__(self) -> _ProxyRawSource:
+        self._fileobj = self._stack.enter_context(self._proxy._handle.open())
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stack.close()
+
+    def readinto(self, start: int, out: memoryview) -> None:
+        read_plan_into(self._fileobj, self._plan, out, start=start, name=self._proxy.name)
+
+
+def _bytes_view(array: np.ndarray) -> memoryview:
+    """A writable flat byte view of a contiguous array (Fortran or C)."""
+    flat = array.reshape(-1, order="F" if array.flags.f_contiguous else "C")
+    return memoryview(flat.view(np.uint8))
+
+
+def _selects_everything(slicer, shape: tuple[int, ...]) -> bool:
+    """True when ``slicer`` is the identity index for ``shape`` (no new axes, every axis whole)."""
+    if isinstance(slicer, tuple) and len(slicer) == 0:
+        return True
+    canonical = canonical_slicer(slicer, shape)
+    return len(canonical) == len(shape) and all(
+        isinstance(s, slice) and s.start == 0 and s.step == 1 and s.stop in (n, None)
+        for s, n in zip(canonical, shape, strict=True)
+    )
+
+
+def is_proxy(obj: Any) -> bool:
+    """True when ``obj`` follows the array proxy protocol (``obj.is_proxy`` is True)."""
+    try:
+        return obj.is_proxy is True
+    except AttributeError:
+        return False

@@ -1,0 +1,1 @@
+"""Image classes of the supported formats."""

@@ -1,0 +1,198 @@
+"""Analyze 7.5 images (.hdr/.img pairs) and their SPM variants; the read/write logic NIfTI reuses."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import ExitStack
+
+import numpy as np
+
+from gpuimg import device as device_seam
+from gpuimg.arrayproxy import is_proxy
+from gpuimg.arraywriter import choose_scaling, write_array
+from gpuimg.errors import ImageFileError
+from gpuimg.headers.analyze import AnalyzeHeader
+from gpuimg.headers.spm import Spm2AnalyzeHeader, SpmAnalyzeHeader
+from gpuimg.images.fileholders import FileHolder
+from gpuimg.images.spatial import SpatialImage
+from gpuimg.io.openers import is_gzip_path, open_image_file
+
+#: Deflate cannot expand data by more than about 1032:1; a gzip file claiming more is corrupt.
+_MAX_DEFLATE_RATIO = 1032
+
+
+def plausible_size(path: str) -> int:
+    """Upper bound of the uncompressed size of ``path`` (its size when not gzipped)."""
+    size = os.path.getsize(path)
+    return size * _MAX_DEFLATE_RATIO + (1 << 16) if is_gzip_path(path) else size
+
+
+class AnalyzeImage(SpatialImage):
+    """Analyze 7.5 image: header in ``.hdr``, data in ``.img``."""
+
+    header_class = AnalyzeHeader
+    files_types = (("image", ".img"), ("header", ".hdr"))
+    valid_exts = (".img", ".hdr")
+
+    def __init__(self, dataobj, affine, header=None, extra=None, file_map=None, dtype=None) -> None:
+        super().__init__(dataobj, affine, header, extra, file_map)
+        # The offset and scale factors belong to the file just read; they are recomputed on save.
+        self._header.set_data_offset(0)
+        self._header.set_slope_inter(None, None)
+        if dtype is not None:
+            self.set_data_dtype(dtype)
+
+    @classmethod
+    def _header_and_image(cls, file_map) -> tuple[FileHolder, FileHolder]:
+        return file_map["header"], file_map["image"]
+
+    @classmethod
+    def from_file_map(cls, file_map, *, mmap=True, keep_file_open=None):
+        """Load an image from ``file_map``: reads the header only; the data stay behind a proxy."""
+        hdr_fh, img_fh = cls._header_and_image(file_map)
+        header = cls._read_header(hdr_fh)
+        if img_fh.filename is not None:
+            try:
+                available = plausible_size(img_fh.filename)
+            except OSError as error:
+                raise ImageFileError(
+                    f"{img_fh.filename}: cannot open image data: {error}"
+                ) from error
+            header.validate(img_fh.filename, file_size=available)
+        data = cls.ImageArrayProxy(
+            img_fh.file_like, header.copy(), mmap=mmap, keep_file_open=keep_file_open
+        )
+        img = cls(data, None, header, file_map=file_map)
+        img._affine = header.get_best_affine()
+        return img
+
+    @classmethod
+    def _read_header(cls, holder: FileHolder):
+        name = holder.filename or "<fileobj>"
+        if holder.fileobj is not None:
+            holder.fileobj.seek(holder.pos)
+            return cls.header_class.from_fileobj(holder.fileobj, filename=name)
+        try:
+            with open_image_file(holder.filename) as fileobj:
+                return cls.header_class.from_fileobj(fileobj, filename=name)
+        except FileNotFoundError as error:
+            raise ImageFileError(f"{name}: no such file") from error
+
+    def to_file_map(self, file_map=None, dtype=None) -> None:
+        """Write header and data to ``file_map`` (default: the image's own).
+
+        Each file is written to a temporary file in the same folder and renamed over the target only when
+        everything was written, so a failed save leaves existing files intact.
+        """
+        file_map = self.file_map if file_map is None else file_map
+        self.update_header()
+        header = self._header.copy()
+        if dtype is not None:
+            header.set_data_dtype(dtype)
+        out_dtype = header.get_data_dtype()
+        data, slope, inter, data_are_raw = self._data_to_write(header, out_dtype)
+        if header.has_data_slope:
+            header.set_slope_inter(slope, inter if header.has_data_intercept else None)
+            # Write with the factors as the header stores them (float32 in NIfTI-1), so reads agree.
+            stored_slope, stored_inter = header.get_slope_inter()
+            slope = 1.0 if stored_slope is None else stored_slope
+            inter = 0.0 if stored_inter is None else stored_inter
+        if data_are_raw:
+            slope, inter = 1.0, 0.0
+        hdr_fh, img_fh = self._header_and_image(file_map)
+        with _AtomicFiles() as files:
+            hdr_file = files.open(hdr_fh)
+            img_file = hdr_file if hdr_fh.same_file_as(img_fh) else files.open(img_fh)
+            header.write_to(hdr_file)
+            offset = header.get_data_offset()
+            if img_file is hdr_file:
+                img_file.write(b"\x00" * (offset - hdr_file.tell()))
+            else:
+                img_file.write(b"\x00" * offset)
+            write_array(img_file, data, out_dtype, slope, inter)
+        self.file_map = file_map
+
+    def _data_to_write(self, header, out_dtype: np.dtype) -> tuple[np.ndarray, float, float, bool]:
+        """The array to write, its ``(slope, inter)``, and whether it holds raw on-disk values.
+
+        A proxy image whose on-disk type is kept is written losslessly: its raw values with its own scale
+        factors. Anything else is written from its (scaled) values, with factors chosen for ``out_dtype``.
+        """
+        dataobj = self._dataobj
+        if is_proxy(dataobj) and dataobj.dtype.newbyteorder("=") == out_dtype.newbyteorder("="):
+            slope, inter = dataobj.slope, dataobj.inter
+            if header.has_data_slope and (header.has_data_intercept or inter == 0.0):
+                return dataobj.get_unscaled(), slope, inter, True
+        if device_seam.is_device_array(dataobj):
+            data = device_seam.to_host(dataobj)
+        else:
+            data = np.asanyarray(dataobj)
+        slope, inter = choose_scaling(
+            data,
+            out_dtype,
+            has_slope=header.has_data_slope,
+            has_inter=header.has_data_intercept,
+            name=self.get_filename() or "<image>",
+        )
+        return data, slope, inter, False
+
+
+class _AtomicFiles:
+    """Open files for writing under temporary names; rename them all into place only on success."""
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self._pending: list[tuple[str, str]] = []
+
+    def __enter__(self) -> _AtomicFiles:
+        return self
+
+    def open(self, holder: FileHolder):
+        if holder.fileobj is not None:
+            holder.fileobj.seek(holder.pos)
+            return holder.fileobj
+        if holder.filename is None:
+            raise ImageFileError("cannot save: the image has no filename; use to_filename()")
+        target = os.path.abspath(holder.filename)
+        # The temporary name keeps the target's compression suffix, so it is opened the same way.
+        fd, temporary = tempfile.mkstemp(
+            prefix=f".{os.path.basename(target)}.",
+            suffix=".tmp.gz" if is_gzip_path(target) else ".tmp",
+            dir=os.path.dirname(target),
+        )
+        os.close(fd)
+        self._pending.append((temporary, target))
+        return self._stack.enter_context(open_image_file(temporary, "wb"))
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self._stack.close()
+        finally:
+            if exc_type is None:
+                for temporary, target in self._pending:
+                    os.replace(temporary, target)
+            else:
+                for temporary, _ in self._pending:
+                    if os.path.exists(temporary):
+                        os.unlink(temporary)
+
+
+class Spm99AnalyzeImage(AnalyzeImage):
+    """Analyze image with SPM99 extensions (scale factor in ``funused1``, voxel origin).
+
+    nibabel also reads and writes a MATLAB ``.mat`` affine beside SPM images (with scipy); gpuimg keeps the
+    affine's translation in the header's ``origin`` instead and ignores ``.mat`` files.
+    """
+
+    header_class = SpmAnalyzeHeader
+
+    def _affine2header(self) -> None:
+        super()._affine2header()
+        self._header.set_origin_from_affine(self._affine)
+
+
+class Spm2AnalyzeImage(Spm99AnalyzeImage):
+    """Analyze image with SPM2 extensions; plain Analyze pairs load as this class, as in nibabel."""
+
+    header_class = Spm2AnalyzeHeader

@@ -1,0 +1,74 @@
+"""NIfTI-1 images: single files (.nii) and pairs (.hdr/.img, magic ``ni1``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gpuimg.formats.analyze import AnalyzeImage
+from gpuimg.headers.nifti1 import Nifti1Header, Nifti1PairHeader
+
+_DANGEROUS_DEFAULT_DTYPES = (np.dtype("int64"), np.dtype("uint64"))
+
+
+class Nifti1Pair(AnalyzeImage):
+    """NIfTI-1 image stored as a .hdr/.img pair."""
+
+    header_class = Nifti1PairHeader
+
+    def __init__(self, dataobj, affine, header=None, extra=None, file_map=None, dtype=None) -> None:
+        obj_dtype = getattr(dataobj, "dtype", None)
+        if header is None and dtype is None and obj_dtype in _DANGEROUS_DEFAULT_DTYPES:
+            # nibabel refuses to guess a 64-bit integer on-disk type: few tools read it.
+            raise ValueError(
+                f"image data has type {obj_dtype}, which may cause incompatibilities with other tools; "
+                "pass dtype= (e.g. dtype=np.int32) or a header to choose the on-disk type"
+            )
+        super().__init__(dataobj, affine, header, extra, file_map, dtype)
+        if header is None and affine is not None:
+            self._affine2header()
+
+    def update_header(self) -> None:
+        """Harmonize the header with data and affine, and set the magic for this file layout."""
+        super().update_header()
+        self._header["magic"] = self._header.pair_magic
+
+    def _affine2header(self) -> None:
+        """Store the affine as the sform (code 'aligned') and the qform (code 'unknown')."""
+        self._header.set_sform(self._affine, code="aligned")
+        self._header.set_qform(self._affine, code="unknown")
+
+    def get_qform(self, coded: bool = False):
+        """The header's qform (see the header's ``get_qform``)."""
+        return self._header.get_qform(coded)
+
+    def set_qform(self, affine, code=None, strip_shears: bool = True) -> None:
+        """Set the qform and bring the image affine in line with the header's best affine."""
+        self._header.set_qform(affine, code, strip_shears)
+        self._affine = self._header.get_best_affine()
+
+    def get_sform(self, coded: bool = False):
+        """The header's sform (see the header's ``get_sform``)."""
+        return self._header.get_sform(coded)
+
+    def set_sform(self, affine, code=None) -> None:
+        """Set the sform and bring the image affine in line with the header's best affine."""
+        self._header.set_sform(affine, code)
+        self._affine = self._header.get_best_affine()
+
+
+class Nifti1Image(Nifti1Pair):
+    """NIfTI-1 image in a single .nii file."""
+
+    header_class = Nifti1Header
+    files_types = (("image", ".nii"),)
+    valid_exts = (".nii",)
+
+    @classmethod
+    def _header_and_image(cls, file_map):
+        holder = file_map["image"]
+        return holder, holder
+
+    def update_header(self) -> None:
+        """Harmonize the header with data and affine; single-file magic and data offset."""
+        super().update_header()
+        self._header["magic"] = self._header.single_magic

@@ -1,0 +1,1 @@
+"""Image class hierarchy: FileBasedImage -> DataobjImage -> SpatialImage."""

@@ -1,0 +1,196 @@
+"""Images whose data live in a ``dataobj``: an array, or an array proxy that reads on demand.
+
+Caching follows nibabel's documented semantics. ``get_fdata(caching='fill')`` stores the array it returns and
+hands back that very object next time (so mutations show through); ``caching='unchanged'`` never fills an
+empty cache but returns a full one; ``uncache()`` empties the caches. Host and device reads have caches of
+their own (one per GPU), so ``in_memory`` is True when any of them is set. On an array image the caching
+flags change nothing: the data already are in memory.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from gpuimg import device as device_seam
+from gpuimg.arrayproxy import ArrayProxy, is_proxy, normalize_keep_file_open, normalize_mmap
+from gpuimg.errors import ExpiredDeprecationError
+from gpuimg.images.filebased import FileBasedImage
+
+_CACHING = ("fill", "unchanged")
+
+
+def _check_caching(caching: str) -> None:
+    if caching not in _CACHING:
+        raise ValueError(f"caching value should be 'fill' or 'unchanged', found {caching!r}")
+
+
+def _float_dtype(dtype: Any) -> np.dtype:
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError as error:
+        raise ValueError(f"dtype {dtype!r} is not a numpy dtype") from error
+    if not issubclass(resolved.type, np.inexact):
+        raise ValueError(f"{resolved} should be floating point type")
+    return resolved
+
+
+class DataobjImage(FileBasedImage):
+    """Template class for images that have ``dataobj`` data stores.
+
+    Parameters
+    ----------
+    dataobj : array-like or array proxy
+        Returns an array from ``np.asanyarray(dataobj)`` and has ``shape`` and ``ndim``. A CuPy array is
+        accepted too: ``get_fdata()`` then copies it to the host, ``get_fdata(device=...)`` uses it as is.
+    header : header or mapping or None, optional
+    extra : mapping or None, optional
+    file_map : mapping or None, optional
+    """
+
+    ImageArrayProxy = ArrayProxy
+
+    def __init__(self, dataobj, header=None, extra=None, file_map=None) -> None:
+        super().__init__(header=header, extra=extra, file_map=file_map)
+        self._dataobj = dataobj
+        self._data_cache = None
+        self._fdata_cache = None
+        self._device_cache: dict[int, Any] = {}
+
+    @property
+    def dataobj(self):
+        """The array or array proxy holding the image data."""
+        return self._dataobj
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the data."""
+        return tuple(self._dataobj.shape)
+
+    @property
+    def ndim(self) -> int:
+        """Number of data dimensions."""
+        return self._dataobj.ndim
+
+    @property
+    def in_memory(self) -> bool:
+        """True when any array data is in a memory cache (get_data, get_fdata host or device caches)."""
+        return (
+            not is_proxy(self._dataobj)
+            or self._data_cache is not None
+            or self._fdata_cache is not None
+            or bool(self._device_cache)
+        )
+
+    def get_fdata(self, caching: str = "fill", dtype=np.float64, *, device=None):
+        """Return floating point image data with any necessary scaling applied.
+
+        Parameters
+        ----------
+        caching : {'fill', 'unchanged'}, optional
+            'fill' stores the returned array so that the next call returns the very same object;
+            'unchanged' never fills an empty cache, but returns a full one.
+        dtype : numpy dtype specifier, optional
+            A floating point (or complex) dtype; the data are returned as this type.
+        device : None, 'cpu', 'cuda', 'cuda:N', int or cupy.cuda.Device, optional, keyword only
+            None/'cpu' returns numpy; a GPU returns a CuPy array on that GPU, scaled there from the raw
+            on-disk values. Host and device results are cached separately (one cache per GPU).
+
+        Returns
+        -------
+        numpy.ndarray or cupy.ndarray
+        """
+        _check_caching(caching)
+        dtype = _float_dtype(dtype)
+        device_id = device_seam.resolve_device(device)
+        if device_id is not None:
+            return self._get_device_fdata(caching, dtype, device_id)
+        if self._fdata_cache is not None and self._fdata_cache.dtype.type == dtype.type:
+            return self._fdata_cache
+        dataobj = self._dataobj
+        if device_seam.is_device_array(dataobj):
+            data = device_seam.to_host(dataobj).astype(dtype, copy=False)
+        else:
+            data = np.asanyarray(dataobj, dtype=dtype)
+        if caching == "fill":
+            self._fdata_cache = data
+        return data
+
+    def _get_device_fdata(self, caching: str, dtype: np.dtype, device_id: int):
+        cached = self._device_cache.get(device_id)
+        if cached is not None and cached.dtype.type == dtype.type:
+            return cached
+        dataobj = self._dataobj
+        if is_proxy(dataobj) and hasattr(dataobj, "to_device"):
+            data = dataobj.to_device((), dtype=dtype, device=device_id)
+        else:
+            data = device_seam.to_device(dataobj, dtype=dtype, device=device_id)
+        if caching == "fill":
+            self._device_cache[device_id] = data
+        return data
+
+    def get_data(self, caching: str = "fill"):
+        """Return image data as ``np.asanyarray(dataobj)`` would (deprecated: use :meth:`get_fdata`).
+
+        Kept with a DeprecationWarning, as in nibabel 2.x/3.x; caching as for :meth:`get_fdata`.
+        """
+        warnings.warn(
+            "get_data() is deprecated in favor of get_fdata(), which has a more predictable "
+            "return type. To obtain get_data() behavior going forward, use "
+            "numpy.asanyarray(img.dataobj).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        _check_caching(caching)
+        if self._data_cache is not None:
+            return self._data_cache
+        data = np.asanyarray(self._dataobj)
+        if caching == "fill":
+            self._data_cache = data
+        return data
+
+    def get_shape(self):
+        """Expired: use the ``shape`` property."""
+        raise ExpiredDeprecationError(
+            "get_shape method is deprecated. Please use the img.shape property instead.\n"
+            "* deprecated from version: 1.2\n"
+            "* Raises ExpiredDeprecationError as of version: 3.0"
+        )
+
+    def uncache(self) -> None:
+        """Drop every cached read: host caches and device caches.
+
+        On a proxy image, the next read comes from the file again. Device memory goes back to CuPy's pool
+        as soon as no other reference to the cached array remains; :func:`gpuimg.empty_device_cache`
+        returns pooled blocks to the driver. On an array image this changes nothing visible.
+        """
+        self._data_cache = None
+        self._fdata_cache = None
+        self._device_cache.clear()
+
+    @classmethod
+    def from_file_map(cls, file_map, *, mmap=True, keep_file_open=None):
+        """Create an image from the files in ``file_map``.
+
+        Parameters
+        ----------
+        file_map : dict
+            ``{file type: FileHolder}``.
+        mmap : {True, False, 'c', 'r'}, optional, keyword only
+            Memory-map uncompressed data where possible; True means 'c'.
+        keep_file_open : {None, True, False}, optional, keyword only
+            Keep one file handle (and gzip seek index) open for the proxy's lifetime.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def from_filename(cls, filename, *, mmap=True, keep_file_open=None):
+        """Create an image from ``filename``; ``mmap`` and ``keep_file_open`` as in :meth:`from_file_map`."""
+        normalize_mmap(mmap)
+        normalize_keep_file_open(keep_file_open)
+        file_map = cls.filespec_to_file_map(filename)
+        return cls.from_file_map(file_map, mmap=mmap, keep_file_open=keep_file_open)
+
+    load = from_filename

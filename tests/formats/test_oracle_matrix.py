@@ -1,0 +1,91 @@
+"""gpuimg reads every format x container x dtype x byte order x scaling exactly as nibabel does."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import gpuimg
+from tests.oracle import FORMATS, SHAPES, nib, write_with_nibabel
+
+CASES = [
+    pytest.param(
+        fmt,
+        dtype,
+        id=f"{fmt.name}-{dtype.str if dtype.fields is None else 'rgb' + str(dtype.itemsize)}",
+    )
+    for fmt in FORMATS
+    for dtype in fmt.dtypes
+]
+
+
+def _fdata_dtypes(dtype: np.dtype) -> tuple[type, ...]:
+    return (np.complex128, np.complex64) if dtype.kind == "c" else (np.float64, np.float32)
+
+
+def _assert_same(ours, theirs) -> None:
+    assert ours.dtype == theirs.dtype
+    assert ours.shape == theirs.shape
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs), strict=True)
+
+
+@pytest.mark.parametrize(("fmt", "dtype"), CASES)
+@pytest.mark.parametrize("big_endian", [False, True], ids=["le", "be"])
+@pytest.mark.parametrize("scaled", [False, True], ids=["raw", "scaled"])
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
+def test_matches_nibabel(tmp_path, fmt, dtype, big_endian, scaled, gz):
+    if scaled and dtype.fields is not None:
+        pytest.skip("RGB data cannot carry scale factors")
+    seed = len(dtype.str) + 3 * big_endian + 5 * scaled + 7 * gz + ord(fmt.name[-1])
+    shape = SHAPES[seed % len(SHAPES)]
+    path, _ = write_with_nibabel(
+        tmp_path, fmt, dtype, shape, big_endian=big_endian, scaled=scaled, gz=gz, seed=seed
+    )
+    theirs = nib.load(path)
+    ours = gpuimg.load(path)
+    assert type(ours).__name__ == type(theirs).__name__
+    assert ours.shape == theirs.shape
+    assert ours.ndim == theirs.ndim
+    assert ours.get_data_dtype() == theirs.get_data_dtype()
+    np.testing.assert_array_equal(ours.affine, theirs.affine)
+    assert gpuimg.is_proxy(ours.dataobj)
+    _assert_same(np.asanyarray(ours.dataobj), np.asanyarray(theirs.dataobj))
+    if dtype.fields is not None:
+        return
+    for fdtype in _fdata_dtypes(dtype):
+        _assert_same(ours.get_fdata(dtype=fdtype), theirs.get_fdata(dtype=fdtype))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{len(s)}d")
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
+def test_every_dimensionality(tmp_path, fmt, shape):
+    path, data = write_with_nibabel(
+        tmp_path,
+        fmt,
+        np.dtype("i2"),
+        shape,
+        big_endian=False,
+        scaled=True,
+        gz=False,
+        seed=len(shape),
+    )
+    ours = gpuimg.load(path)
+    theirs = nib.load(path)
+    assert ours.shape == shape
+    np.testing.assert_array_equal(ours.affine, theirs.affine)
+    _assert_same(ours.get_fdata(), theirs.get_fdata())
+    _assert_same(ours.get_fdata(dtype=np.float32), theirs.get_fdata(dtype=np.float32))
+
+
+def test_complex_to_real_fdata_warns_like_nibabel(tmp_path):
+    path, _ = write_with_nibabel(
+        tmp_path, FORMATS[1], np.dtype("c8"), (3, 4), big_endian=False, scaled=False, gz=False
+    )
+    with pytest.warns(np.exceptions.ComplexWarning):
+        ours = gpuimg.load(path).get_fdata()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+        theirs = nib.load(path).get_fdata()
+    _assert_same(ours, theirs)

@@ -1,0 +1,145 @@
+"""ArrayProxy: the proxy protocol, slicing (hypothesis) against full reads, pickling, threads."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import gpuimg
+from gpuimg.arrayproxy import ArrayProxy
+from tests.oracle import FORMATS, write_with_nibabel
+
+nib = pytest.importorskip("nibabel")
+
+SHAPE = (5, 4, 3, 6)
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "gz"])
+def image_path(request, tmp_path_factory):
+    path, _ = write_with_nibabel(
+        tmp_path_factory.mktemp("proxy"),
+        FORMATS[1],
+        np.dtype("i2"),
+        SHAPE,
+        big_endian=True,
+        scaled=True,
+        gz=request.param,
+    )
+    return path
+
+
+def _axis_index(size: int):
+    ints = st.integers(-size, size - 1) if size else st.nothing()
+    slices = st.builds(
+        slice,
+        st.none() | st.integers(-size - 2, size + 2),
+        st.none() | st.integers(-size - 2, size + 2),
+        st.none() | st.integers(-4, 4).filter(bool),
+    )
+    return ints | slices
+
+
+@st.composite
+def slicers(draw, shape):
+    items = [draw(_axis_index(n)) for n in shape]
+    count = draw(st.integers(0, len(items)))
+    items = items[:count]
+    if draw(st.booleans()):
+        items.insert(draw(st.integers(0, len(items))), Ellipsis)
+    for _ in range(draw(st.integers(0, 2))):
+        items.insert(draw(st.integers(0, len(items))), None)
+    return tuple(items) if draw(st.booleans()) or len(items) != 1 else items[0]
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_slices_equal_full_read_sliced(image_path, data):
+    proxy = gpuimg.load(image_path).dataobj
+    full = np.asanyarray(proxy)
+    slicer = data.draw(slicers(SHAPE))
+    try:
+        expected = full[slicer]
+    except IndexError:
+        with pytest.raises(IndexError):
+            proxy[slicer]
+        return
+    got = proxy[slicer]
+    assert got.dtype == expected.dtype
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_proxy_protocol_and_nibabel_agreement(image_path):
+    ours = gpuimg.load(image_path).dataobj
+    theirs = nib.load(image_path).dataobj
+    assert ours.is_proxy and gpuimg.is_proxy(ours)
+    assert ours.shape == theirs.shape and ours.ndim == theirs.ndim
+    assert ours.dtype == theirs.dtype
+    assert (ours.slope, ours.inter, ours.offset) == (theirs.slope, theirs.inter, theirs.offset)
+    np.testing.assert_array_equal(ours.get_unscaled(), theirs.get_unscaled())
+    for slicer in [(0,), (..., 2), (slice(None, None, -2), 1), (1, 2, 0, 5)]:
+        np.testing.assert_array_equal(ours[slicer], theirs[slicer])
+
+
+def test_fancy_indexing_is_refused(image_path):
+    with pytest.raises(TypeError):
+        gpuimg.load(image_path).dataobj[[0, 1]]
+
+
+def test_pickle_keeps_path_and_header_not_handles(image_path):
+    img = gpuimg.load(image_path, keep_file_open=True)
+    proxy = img.dataobj
+    first = np.asanyarray(proxy)
+    blob = pickle.dumps(proxy)
+    assert len(blob) < 4096
+    clone = pickle.loads(blob)
+    np.testing.assert_array_equal(np.asanyarray(clone), first)
+    img_clone = pickle.loads(pickle.dumps(img))
+    np.testing.assert_array_equal(img_clone.get_fdata(), img.get_fdata())
+
+
+@pytest.mark.parametrize("keep_file_open", [True, False])
+def test_threads_share_a_proxy(image_path, keep_file_open):
+    proxy = gpuimg.load(image_path, keep_file_open=keep_file_open).dataobj
+    expected = np.asanyarray(proxy)
+    errors = []
+
+    def work(t):
+        try:
+            for _ in range(5):
+                np.testing.assert_array_equal(proxy[..., t], expected[..., t])
+        except Exception as error:  # surfaced in the main thread below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(SHAPE[-1])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+def test_tuple_spec_and_file_object(tmp_path):
+    data = np.arange(24, dtype="<i4").reshape(2, 3, 4, order="F")
+    path = tmp_path / "raw.bin"
+    path.write_bytes(b"x" * 16 + data.tobytes(order="F"))
+    with open(path, "rb") as fileobj:
+        proxy = ArrayProxy(fileobj, ((2, 3, 4), "<i4", 16, 2.0, 1.0))
+        np.testing.assert_array_equal(np.asarray(proxy), data * 2.0 + 1.0)
+        np.testing.assert_array_equal(proxy[1, :, 2], data[1, :, 2] * 2.0 + 1.0)
+        assert not fileobj.closed
+
+
+def test_memmap_for_unscaled_uncompressed(tmp_path):
+    path, data = write_with_nibabel(
+        tmp_path, FORMATS[1], np.dtype("f4"), (3, 4, 5), big_endian=False, scaled=False, gz=False
+    )
+    assert isinstance(np.asanyarray(gpuimg.load(path).dataobj), np.memmap)
+    assert not isinstance(np.asanyarray(gpuimg.load(path, mmap=False).dataobj), np.memmap)

@@ -1,0 +1,335 @@
+"""The ``gpuimg`` command line: ``info``, ``bench`` and ``convert``.
+
+Exit codes: 0 success, 1 a file is missing or cannot be read or written as an image (one line on
+stderr, no traceback), 2 a usage error (argparse's message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from gpuimg import data, device, gpuread
+from gpuimg.errors import DeviceUnavailableError, GpuimgError
+from gpuimg.loadsave import load, save
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FILE, EXIT_USAGE = 0, 1, 2
+#: Steps (files x repeats x libraries) from which ``bench`` shows a progress bar on a terminal.
+PROGRESS_MIN_STEPS = 12
+
+_FILE_ERRORS = (OSError, GpuimgError, ValueError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments after the program name (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code: 0 ok, 1 bad or missing file, 2 usage error.
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) and usage errors (2)
+        return int(exit_.code or 0)
+    try:
+        return args.run(args)
+    except BrokenPipeError:
+        # The reader went away (``gpuimg info ... | head``): stop quietly, as Python's docs advise.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FILE
+    except _FILE_ERRORS as exc:
+        print(f"gpuimg {args.command}: error: {_message(exc)}", file=sys.stderr)
+        return EXIT_FILE
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
+def _dtype(text: str) -> np.dtype:
+    try:
+        return np.dtype(text)
+    except TypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a numpy dtype (e.g. float32)") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gpuimg",
+        description="Inspect, benchmark and convert NIfTI-1, NIfTI-2 and Analyze images.",
+        epilog="Exit codes: 0 ok, 1 missing or bad file, 2 usage error.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    info = commands.add_parser(
+        "info",
+        help="one line per file: format, shape, dtype, zooms, units, scaling, affine, size",
+        description="Print one line per file (like nib-ls); -v adds every header field.",
+    )
+    info.add_argument("files", nargs="+", metavar="FILE")
+    info.add_argument("-v", "--verbose", action="store_true", help="print the full header")
+    info.set_defaults(run=_info)
+
+    bench = commands.add_parser(
+        "bench",
+        help="time loading files with gpuimg (and nibabel, when installed)",
+        description="Load each file with gpuimg and, when installed, nibabel in the same run; "
+        "report seconds (best of --repeat), MB/s of output, the speed-up and, on a GPU, the "
+        "bytes moved host to device.",
+    )
+    bench.add_argument("files", nargs="*", metavar="FILE")
+    bench.add_argument(
+        "--sample", action="store_true", help="add the sample image shipped with gpuimg"
+    )
+    bench.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default=None,
+        help="default: cuda when a GPU is usable, else cpu",
+    )
+    bench.add_argument(
+        "--dtype", type=_dtype, default=np.dtype(np.float32), help="default: float32"
+    )
+    bench.add_argument(
+        "--repeat", type=_positive, default=3, help="loads per file and library (default 3)"
+    )
+    bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    bench.set_defaults(run=_bench)
+
+    convert = commands.add_parser(
+        "convert",
+        help="rewrite an image in another format or container",
+        description="Load IN and save it as OUT; the extension of OUT picks the format "
+        "(.nii, .nii.gz, .hdr/.img pair). The write is atomic.",
+    )
+    convert.add_argument("input", metavar="IN")
+    convert.add_argument("output", metavar="OUT")
+    convert.add_argument("--dtype", type=_dtype, default=None, help="on-disk dtype of OUT")
+    convert.set_defaults(run=_convert)
+    return parser
+
+
+# -- info ---------------------------------------------------------------------------------------------
+def _info(args: argparse.Namespace) -> int:
+    rows, failed = [], False
+    for path in args.files:
+        try:
+            img = load(path)
+            rows.append((_info_row(path, img), img))
+        except _FILE_ERRORS as exc:
+            print(f"gpuimg info: error: {_message(exc)}", file=sys.stderr)
+            failed = True
+    widths = [max(len(row[i]) for row, _ in rows) for i in range(len(rows[0][0]))] if rows else []
+    for row, img in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+        if args.verbose:
+            _print_header(img)
+    return EXIT_FILE if failed else EXIT_OK
+
+
+def _info_row(path: str, img: Any) -> list[str]:
+    header = img.header
+    proxy = img.dataobj
+    slope, inter = getattr(proxy, "slope", 1.0), getattr(proxy, "inter", 0.0)
+    units = header.get_xyzt_units() if hasattr(header, "get_xyzt_units") else ("unknown", "unknown")
+    affine = " ".join("[" + " ".join(f"{v:.4g}" for v in row) + "]" for row in img.affine[:3])
+    return [
+        path,
+        type(img).__name__,
+        str(img.get_data_dtype()),
+        "[" + ", ".join(str(n) for n in img.shape) + "]",
+        "x".join(f"{z:.2f}" for z in header.get_zooms()),
+        "/".join(units),
+        "unscaled" if (slope, inter) == (1.0, 0.0) else f"*{slope:.6g}{inter:+.6g}",
+        f"affine [{affine}]",
+        _size(path, img),
+    ]
+
+
+def _size(path: str, img: Any) -> str:
+    """Bytes on disk of every file of the image (header and data of a pair)."""
+    names = {holder.filename for holder in img.file_map.values() if holder.filename}
+    return _human(sum(os.path.getsize(name) for name in names or {path}))
+
+
+def _human(count: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if count < 1024:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GiB"
+
+
+def _field_text(value: np.ndarray) -> str:
+    if value.dtype.kind == "S":
+        return repr(value.item().decode("latin-1")) if value.ndim == 0 else str(value.tolist())
+    return str(value.item()) if value.ndim == 0 else np.array2string(value, separator=", ")
+
+
+def _print_header(img: Any) -> None:
+    for key, value in img.header.items():
+        print(f"    {key:<16}: {_field_text(np.asarray(value))}")
+    extensions = getattr(img.header, "extensions", ())
+    print(f"    {'extensions':<16}: {len(extensions)}")
+
+
+# -- bench ----------------------------------------------------------------------------------------
+def _bench(args: argparse.Namespace) -> int:
+    files = list(args.files) + ([data.sample_path()] if args.sample else [])
+    if not files:
+        print("gpuimg bench: error: give FILE arguments or --sample", file=sys.stderr)
+        return EXIT_USAGE
+    where = args.device or _default_device()
+    nib = _optional("nibabel")
+    libraries = {"gpuimg": _gpuimg_load}
+    if nib is not None:
+        libraries["nibabel"] = _nibabel_load(nib)
+    steps = len(files) * len(libraries) * args.repeat
+    results = []
+    with _progress(steps) as advance:
+        for path in files:
+            record = {"file": os.fspath(path)}
+            for name, load_once in libraries.items():
+                record[name] = _time_loads(load_once, path, args.dtype, where, args.repeat, advance)
+            results.append(_summarise(record))
+    report = {"device": where, "dtype": args.dtype.name, "repeat": args.repeat, "results": results}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_table(report)
+    return EXIT_OK
+
+
+def _default_device() -> str:
+    try:
+        device.resolve_device("cuda")
+    except DeviceUnavailableError:
+        return "cpu"
+    return "cuda"
+
+
+def _optional(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def _gpuimg_load(path: str, dtype: np.dtype, where: str) -> tuple[Any, int]:
+    """Load with gpuimg: on a GPU only the raw on-disk bytes cross PCIe."""
+    before = gpuread.stats()["bytes_to_device"]
+    result = load(path).get_fdata(dtype=dtype, device=None if where == "cpu" else where)
+    return result, gpuread.stats()["bytes_to_device"] - before
+
+
+def _nibabel_load(nib: ModuleType) -> Callable[[str, np.dtype, str], tuple[Any, int]]:
+    def load_once(path: str, dtype: np.dtype, where: str) -> tuple[Any, int]:
+        """Load with nibabel; on a GPU upload the scaled result, as a user of nibabel would."""
+        result = nib.load(path).get_fdata(dtype=dtype)
+        if where == "cpu":
+            return result, 0
+        return device.to_device(result, device=where), result.nbytes
+
+    return load_once
+
+
+def _time_loads(
+    load_once: Callable, path: str, dtype: np.dtype, where: str, repeat: int, advance: Callable
+) -> dict[str, float | int]:
+    best, moved, nbytes = float("inf"), 0, 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result, moved = load_once(path, dtype, where)
+        if where != "cpu":
+            device.get_cupy().cuda.get_current_stream().synchronize()
+        best = min(best, time.perf_counter() - start)
+        nbytes = result.nbytes
+        del result
+        advance()
+    return {
+        "seconds": best,
+        "mb_per_s": nbytes / best / 1e6 if best > 0 else float("inf"),
+        "bytes_to_device": moved,
+    }
+
+
+def _summarise(record: dict) -> dict:
+    if "nibabel" in record:
+        record["speedup"] = record["nibabel"]["seconds"] / record["gpuimg"]["seconds"]
+    return record
+
+
+@contextlib.contextmanager
+def _progress(steps: int) -> Iterator[Callable[[], None]]:
+    """A callable advancing a tqdm bar on stderr for long runs on a terminal, else doing nothing."""
+    tqdm = _optional("tqdm")
+    if tqdm is None or steps < PROGRESS_MIN_STEPS or not sys.stderr.isatty():
+        yield lambda: None
+        return
+    with tqdm.tqdm(total=steps, unit="load", file=sys.stderr, leave=False) as bar:
+        yield lambda: bar.update(1)
+
+
+def _print_table(report: dict) -> None:
+    print(f"device {report['device']}, dtype {report['dtype']}, best of {report['repeat']}")
+    gpu = report["device"] != "cpu"
+    header = ["file", "library", "seconds", "MB/s"] + (["to device"] if gpu else []) + ["speed-up"]
+    lines = [header]
+    for record in report["results"]:
+        for library in ("gpuimg", "nibabel"):
+            if library not in record:
+                continue
+            timing = record[library]
+            speedup = record.get("speedup") if library == "gpuimg" else None
+            lines.append(
+                [record["file"], library, f"{timing['seconds']:.4f}", f"{timing['mb_per_s']:.0f}"]
+                + ([_human(timing["bytes_to_device"])] if gpu else [])
+                + [f"{speedup:.2f}x" if speedup is not None else ""]
+            )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
+
+
+# -- convert --------------------------------------------------------------------------------------
+def _convert(args: argparse.Namespace) -> int:
+    img = load(args.input)
+    if args.dtype is not None:
+        img.set_data_dtype(args.dtype)
+    save(img, args.output)
+    return EXIT_OK

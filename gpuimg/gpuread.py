@@ -124,7 +124,7 @@ def read_to_device(
         The GPU ran out of memory. Whatever the error, pinned buffers go back to the pool and the
         device memory of the partial result is freed.
     TypeError
-        The data cannot be handled on the GPU (structured RGB data, long double).
+        The data cannot be handled on the GPU (structured RGB data, long double, complex256).
     """
     device_id = resolve_device(device)
     if device_id is None:
@@ -132,7 +132,8 @@ def read_to_device(
             f"device is {device!r}; read_to_device needs a GPU, e.g. 'cuda' or 'cuda:0'"
         )
     _check_source(source, plan, name)
-    if plan.raw_dtype.kind != "c":
+    via_host = plan.raw_dtype.kind == "c" and plan.raw_dtype.itemsize <= 16
+    if not via_host:
         kernel_spec(plan)  # raises TypeError before any work for data the GPU cannot handle
     cupy = get_cupy()
     with cupy.cuda.Device(device_id):
@@ -140,7 +141,7 @@ def read_to_device(
         work = gpuimg_stream(device_id)
         try:
             with device_memory_guard(name or "data block", source.nbytes):
-                if plan.raw_dtype.kind == "c":
+                if via_host:
                     result = _read_via_host(cupy, source, plan, work, consumer)
                 else:
                     result = _read_streamed(cupy, source, plan, work, consumer)

@@ -211,6 +211,12 @@ def test_refuses_rgb_before_any_work(xp) -> None:
     assert device.default_pinned_pool().stats().buffers == 0
 
 
+def test_refuses_long_double_complex(xp) -> None:
+    raw = np.zeros(SHAPE, dtype=np.clongdouble)
+    with pytest.raises(TypeError, match=f"cannot handle raw dtype {raw.dtype}"):
+        gpuread.read_to_device(BytesSource(raw), plan_scaling(raw.dtype, None, None), device=0)
+
+
 def test_refuses_the_host(xp) -> None:
     raw = _values(np.dtype("u1"))
     with pytest.raises(ValueError, match="device is 'cpu'; read_to_device needs a GPU"):

@@ -141,6 +141,9 @@ def render(result: dict[str, Any], *, markdown: bool = False) -> str:
             continue
         title = f"{name}: skipped: {section['skipped']}" if "skipped" in section else name
         parts.append(title if "skipped" in section else f"{title}\n\n{table(*cells_of(section))}")
+    start, end = result["load_average_1min"]
+    cores = result["machine"]["usable_cores"]
+    parts.append(f"load average (1 min) at start / end: {start} / {end} on {cores} cores")
     return "\n\n".join(parts)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import shlex
 import sys
 import time
@@ -69,6 +70,7 @@ def run(*, quick: bool, repeats: int, data_dir: Path, progress: bool = True) -> 
     sizes = QUICK if quick else FULL
     store = VolumeStore(data_dir)
     started = time.perf_counter()
+    load_start = os.getloadavg()
     cases = build_cases(sizes, store)
     rows = []
     for case in cases:
@@ -93,6 +95,8 @@ def run(*, quick: bool, repeats: int, data_dir: Path, progress: bool = True) -> 
         "gpu": gpu_result,
         "loader": loader_result,
         "total_seconds": round(time.perf_counter() - started, 1),
+        # other processes competing for the cores show here; the 1-minute figure at start and end
+        "load_average_1min": [round(load_start[0], 2), round(os.getloadavg()[0], 2)],
     }
 
 

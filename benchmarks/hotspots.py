@@ -1,0 +1,105 @@
+"""Where gpuimg's time goes: cProfile of selected benchmark rows, gpuimg only.
+
+cProfile sees Python functions; time spent inside a C extension (decompression, numpy kernels) is
+charged to the Python-visible call that entered it (``deflate.gzip_decompress``, ``numpy.multiply``).
+
+``python3 -m benchmarks.hotspots [--quick] [--repeats N] [--top N] [--data-dir DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import gpuimg
+from benchmarks.volumes import DEFAULT_DATA_DIR, FULL, QUICK, Sizes, VolumeStore
+
+_PREFIXES = sorted({os.path.dirname(os.path.dirname(gpuimg.__file__)), *sys.path}, key=len)[::-1]
+
+
+def _profiled_rows(store: VolumeStore, sizes: Sizes) -> dict[str, Callable[[], Any]]:
+    store.prepare([(sizes.t1, "gz1"), (sizes.fmri, "gz1")])
+    t1, fmri, vol = store.path(sizes.t1, "gz1"), store.path(sizes.fmri, "gz1"), sizes.fmri_volume
+    used = gpuimg.load(fmri)
+    used.dataobj[..., vol]
+    return {
+        "T1 .nii.gz (gzip 1) → float32": lambda: gpuimg.load(t1).get_fdata(dtype=np.float32),
+        f"fMRI .nii.gz: load + dataobj[..., {vol}]": lambda: gpuimg.load(fmri).dataobj[..., vol],
+        f"fMRI .nii.gz: same image, dataobj[..., {vol + 1}]": lambda: used.dataobj[..., vol + 1],
+    }
+
+
+def _where(func: tuple[str, int, str]) -> str:
+    filename, line, name = func
+    if filename == "~":  # a builtin or C function
+        return name
+    for prefix in _PREFIXES:
+        if prefix and filename.startswith(prefix + os.sep):
+            filename = filename[len(prefix) + 1 :]
+            break
+    return f"{filename}:{line}({name})"
+
+
+def profile(fn: Callable[[], Any], *, repeats: int, top: int) -> str:
+    """Profile ``repeats`` calls of ``fn`` (after one warm-up) and format the ``top`` functions.
+
+    Parameters
+    ----------
+    fn : callable
+        The work, called without arguments.
+    repeats : int
+        Profiled calls.
+    top : int
+        Rows of the table, sorted by own time (``tottime``).
+
+    Returns
+    -------
+    str
+        A Markdown table: own and cumulative milliseconds per call, calls per call, function.
+    """
+    fn()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(repeats):
+        fn()
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    total = stats.total_tt / repeats * 1e3
+    entries = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:top]
+    lines = [
+        f"{total:.1f} ms per call under the profiler ({repeats} calls)",
+        "",
+        "| own ms | cumulative ms | calls | function |",
+        "|---:|---:|---:|---|",
+    ]
+    for func, (_, ncalls, tottime, cumtime, _) in entries:
+        lines.append(
+            f"| {tottime / repeats * 1e3:.2f} | {cumtime / repeats * 1e3:.2f} "
+            f"| {ncalls / repeats:g} | `{_where(func)}` |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: print one profile table per row."""
+    parser = argparse.ArgumentParser(description="cProfile of gpuimg on benchmark rows.")
+    parser.add_argument("--quick", action="store_true", help="tiny volumes")
+    parser.add_argument("--repeats", type=int, default=5, help="profiled calls per row")
+    parser.add_argument("--top", type=int, default=12, help="functions shown per row")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    args = parser.parse_args(argv)
+    rows = _profiled_rows(VolumeStore(args.data_dir), QUICK if args.quick else FULL)
+    for label, fn in rows.items():
+        print(f"### {label}\n\n{profile(fn, repeats=args.repeats, top=args.top)}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -387,15 +387,13 @@ def _run_epoch(loader: Loader, filler: _HostFiller | _DeviceFiller, batches: lis
             submit()
             for future in batch.futures:
                 future.result()
-            yield filler.finish(batch.buffer, batch.count)
+            yield batch.buffer[: batch.count]
             if loader.reuse:
                 filler.release(batch.buffer)
                 free.append(batch.buffer)
     finally:
         stopping.set()
         executor.shutdown(wait=True, cancel_futures=True)
-        free.clear()
-        in_flight.clear()
 
 
 def _fill_slot(
@@ -462,9 +460,6 @@ class _HostFiller:
             result = _transformed(loader, volume, path)
             if result is not volume:
                 np.copyto(volume, result, casting="same_kind")
-
-    def finish(self, buffer: np.ndarray, count: int) -> np.ndarray:
-        return buffer[:count]
 
     def release(self, buffer: np.ndarray) -> None:
         """Nothing to wait for: the host consumer is done with a batch once it asks for the next."""
@@ -546,9 +541,6 @@ class _DeviceFiller:
                 stream.synchronize()
                 self._zeros = zeros
             return self._zeros
-
-    def finish(self, buffer: Any, count: int) -> Any:
-        return buffer[:count]
 
     def release(self, buffer: Any) -> None:
         """The consumer asked for the next batch: later work on its stream may still read this one."""

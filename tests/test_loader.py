@@ -63,6 +63,14 @@ def _expected(path, dtype=np.float32):
     return np.asarray(nib.load(path).get_fdata(dtype=dtype))
 
 
+def _expected_cropped_or_padded(path, target):
+    volume = _expected(path)
+    src, dst = crop_or_pad(volume.shape, target)
+    expected = np.zeros(target, np.float32)
+    expected[dst] = volume[src]
+    return expected
+
+
 # -- pure functions -------------------------------------------------------------------------------
 @pytest.mark.parametrize("n", [1, 5, 8, 13])
 @pytest.mark.parametrize("world_size", [1, 2, 3, 5, 16])
@@ -196,11 +204,7 @@ def test_shape_crops_and_pads(files, tmp_path, order):
     target = (5, 6, 4)
     (batch,) = list(Loader([path, files[1]], 2, shape=target, order=order))
     for got, source in zip(batch, [path, files[1]], strict=True):
-        volume = _expected(source)
-        src, dst = crop_or_pad(volume.shape, target)
-        expected = np.zeros(target, np.float32)
-        expected[dst] = volume[src]
-        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(got, _expected_cropped_or_padded(source, target))
 
 
 def test_shape_with_other_ndim_names_the_file(files):
@@ -313,11 +317,7 @@ def test_device_crop_pad_and_transform(files, tmp_path, xp):
     (batch,) = [b.get() for b in loader]
     assert seen == [xp.ndarray, xp.ndarray]
     for got, source in zip(batch, [path, files[2]], strict=True):
-        volume = _expected(source)
-        src, dst = crop_or_pad(volume.shape, target)
-        expected = np.zeros(target, np.float32)
-        expected[dst] = volume[src]
-        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(got, _expected_cropped_or_padded(source, target))
 
 
 def test_device_break_returns_pinned_buffers(files, xp):

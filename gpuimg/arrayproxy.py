@@ -20,12 +20,17 @@ from typing import Any
 
 import numpy as np
 
+from gpuimg.config import executor
 from gpuimg.errors import TruncatedDataError
 from gpuimg.io.buffers import default_pool
 from gpuimg.io.handles import FileHandle
-from gpuimg.io.openers import decompress_into, is_gzip_path
+from gpuimg.io.openers import is_gzip_path
 from gpuimg.io.slicing import ReadPlan, canonical_slicer, plan_read, read_plan_into
 from gpuimg.scaling import ScalePlan, apply_scaling, plan_scaling, scale_into
+
+#: Bytes read per step of a whole-array scaled read: small enough to stay in cache between the read and
+#: the scaling pass, large enough to amortise the per-chunk overhead.
+PIPELINE_CHUNK_BYTES = 1 << 20
 
 _MMAP_MODES = {True: "c", False: None, "c": "c", "r": "r"}
 
@@ -220,25 +225,52 @@ class ArrayProxy:
                 self._file_like, self._dtype, self._mmap, self._offset, self._shape, order="F"
             )
         raw = np.empty(self._shape, self._dtype, order="F")
-        self.read_raw_into(self.read_plan(), _bytes_view(raw))
+        with self._handle.open() as fileobj:
+            read_plan_into(fileobj, self.read_plan(), _bytes_view(raw), name=self.name)
+            self._finish_stream(fileobj)
         return raw
 
+    def _finish_stream(self, fileobj) -> None:
+        """After a whole-array read of a gzip file, read on to the member's end so its CRC is checked."""
+        if self.is_compressed:
+            fileobj.read(1)
+
     def _read_whole_scaled(self, plan: ScalePlan) -> np.ndarray:
+        """Read and scale the whole array, overlapping reading chunk k+1 with scaling chunk k.
+
+        Reading (gzip decompression above all) releases the GIL and runs on a worker thread, while this
+        thread scales the previous chunk straight into the output; both chunks live in one pooled, reused
+        staging buffer, so there are no fresh allocations besides the output itself.
+        """
         out = np.empty(self._shape, plan.out_dtype, order="F")
-        if self.is_compressed and isinstance(self._file_like, (str, os.PathLike)):
-            # Whole-file decompression is the fastest gzip path; the pooled staging buffer is reused across
-            # reads, so scaling writes straight from it into the output.
-            end = self._offset + self._data_nbytes()
-            with default_pool.borrow(end) as staging:
-                found = decompress_into(self._file_like, staging, name=self.name)
-                if found < end:
-                    raise self._truncated(max(found - self._offset, 0))
-                raw = staging[self._offset : end].view(self._dtype).reshape(self._shape, order="F")
-                return scale_into(raw, plan, out)
-        with default_pool.borrow(self._data_nbytes()) as staging:
-            raw = staging.view(self._dtype).reshape(self._shape, order="F")
-            self.read_raw_into(self.read_plan(), _bytes_view(raw))
-            return scale_into(raw, plan, out)
+        flat_out = out.reshape(-1, order="F")
+        itemsize = self._dtype.itemsize
+        total = self._data_nbytes()
+        chunk = max(itemsize, PIPELINE_CHUNK_BYTES // itemsize * itemsize)
+        starts = range(0, total, chunk)
+        pool = executor()
+        with default_pool.borrow(2 * min(chunk, total)) as staging, self._handle.open() as fileobj:
+            halves = (staging[: min(chunk, total)], staging[min(chunk, total) :])
+            plan_all = self.read_plan()
+
+            def fill(index: int) -> np.ndarray:
+                start = starts[index]
+                target = halves[index % 2][: min(chunk, total - start)]
+                read_plan_into(fileobj, plan_all, memoryview(target), start=start, name=self.name)
+                return target
+
+            pending = pool.submit(fill, 0) if total else None
+            try:
+                for index, start in enumerate(starts):
+                    raw = pending.result().view(self._dtype)
+                    pending = pool.submit(fill, index + 1) if index + 1 < len(starts) else None
+                    first = start // itemsize
+                    scale_into(raw, plan, flat_out[first : first + raw.size], threads=1)
+                self._finish_stream(fileobj)
+            finally:
+                if pending is not None:
+                    pending.cancel() or pending.exception()
+        return out
 
     def _read_slice_raw(self, slicer) -> np.ndarray:
         plan = self.read_plan(slicer)

@@ -144,6 +144,17 @@ def test_corrupt_gzip(tmp_path):
         gpuimg.load(path).get_fdata()
 
 
+@pytest.mark.parametrize("read", ["get_fdata", "asarray"])
+def test_gzip_with_a_bad_crc(tmp_path, read):
+    path = _nifti(tmp_path, "img.nii.gz", shape=(40, 50, 60))
+    raw = bytearray(path.read_bytes())
+    raw[-8] ^= 0xFF  # the trailer's CRC32
+    path.write_bytes(bytes(raw))
+    img = gpuimg.load(path, mmap=False)
+    with pytest.raises(CompressedStreamError, match=re.escape(str(path))):
+        img.get_fdata() if read == "get_fdata" else np.asarray(img.dataobj)
+
+
 def test_truncated_gzip(tmp_path):
     path = _nifti(tmp_path, "img.nii.gz", shape=(40, 50, 60))
     raw = path.read_bytes()

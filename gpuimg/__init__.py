@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from gpuimg import data
 from gpuimg.arrayproxy import ArrayProxy, is_proxy
+from gpuimg.dask import to_dask
 from gpuimg.device import empty_cache as empty_device_cache
 from gpuimg.errors import (
     CompressedStreamError,
@@ -31,7 +32,9 @@ from gpuimg.headers.nifti2 import Nifti2Header, Nifti2PairHeader
 from gpuimg.images.dataobj import DataobjImage
 from gpuimg.images.filebased import FileBasedImage
 from gpuimg.images.spatial import SpatialImage
+from gpuimg.loader import Loader
 from gpuimg.loadsave import load, save
+from gpuimg.torch import to_torch
 
 __version__ = "0.1.0"
 
@@ -49,6 +52,7 @@ __all__ = [
     "HeaderDataError",
     "HeaderError",
     "ImageFileError",
+    "Loader",
     "Nifti1Header",
     "Nifti1Image",
     "Nifti1Pair",
@@ -67,4 +71,6 @@ __all__ = [
     "is_proxy",
     "load",
     "save",
+    "to_dask",
+    "to_torch",
 ]

@@ -183,7 +183,7 @@ class ArrayProxy:
         if _selects_everything(slicer, self._shape):
             if plan.is_identity:
                 return self._read_whole_raw()
-            return self._read_whole_scaled(plan)
+            return self.read_scaled_into(np.empty(self._shape, plan.out_dtype, order="F"), dtype)
         raw = self._read_slice_raw(slicer)
         return apply_scaling(raw, plan)
 
@@ -235,14 +235,31 @@ class ArrayProxy:
         if self.is_compressed:
             fileobj.read(1)
 
-    def _read_whole_scaled(self, plan: ScalePlan) -> np.ndarray:
-        """Read and scale the whole array, overlapping reading chunk k+1 with scaling chunk k.
+    def read_scaled_into(self, out: np.ndarray, dtype=None) -> np.ndarray:
+        """Read the whole array scaled to ``dtype`` straight into ``out`` (e.g. a slot of a batch).
 
-        Reading (gzip decompression above all) releases the GIL and runs on a worker thread, while this
-        thread scales the previous chunk straight into the output; both chunks live in one pooled, reused
-        staging buffer, so there are no fresh allocations besides the output itself.
+        Reading chunk k+1 (gzip decompression above all, which releases the GIL) runs on a worker thread
+        while this thread scales chunk k into ``out``; both chunks live in one pooled, reused staging
+        buffer, so nothing else is allocated.
+
+        Parameters
+        ----------
+        out : numpy.ndarray
+            Fortran-contiguous, of the proxy's shape and of ``self.scale_plan(dtype).out_dtype``.
+        dtype : numpy dtype, optional
+            As for :meth:`get_scaled`.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``out``.
         """
-        out = np.empty(self._shape, plan.out_dtype, order="F")
+        plan = self.scale_plan(dtype)
+        if out.shape != self._shape or out.dtype != plan.out_dtype or not out.flags.f_contiguous:
+            raise ValueError(
+                f"out must be a Fortran-contiguous {plan.out_dtype} array of shape {self._shape}, "
+                f"found {out.dtype} {out.shape} (f_contiguous={out.flags.f_contiguous})"
+            )
         flat_out = out.reshape(-1, order="F")
         itemsize = self._dtype.itemsize
         total = self._data_nbytes()

@@ -450,7 +450,10 @@ class _HostFiller:
     ) -> None:
         loader = self._loader
         volume = buffer[slot]
-        if slicers is None:
+        if slicers is None and volume.flags.f_contiguous:
+            # Disk order: the proxy reads and scales chunk by chunk straight into the slot.
+            proxy.read_scaled_into(volume, loader.dtype)
+        elif slicers is None:
             _read_scaled_into(proxy, (), proxy.scale_plan(loader.dtype), volume)
         else:
             volume.fill(0)

@@ -170,6 +170,10 @@ def scale_into(
     """
     if out.shape != raw.shape:
         raise ValueError(f"output shape {out.shape} differs from the raw shape {raw.shape}")
+    if not (out.flags.c_contiguous or out.flags.f_contiguous) or not out.flags.writeable:
+        raise ValueError("out must be a writeable C- or Fortran-contiguous array")
+    if out.dtype != plan.out_dtype:
+        raise ValueError(f"out has dtype {out.dtype}, the plan produces {plan.out_dtype}")
     same_layout = (raw.flags.f_contiguous and out.flags.f_contiguous) or (
         raw.flags.c_contiguous and out.flags.c_contiguous
     )

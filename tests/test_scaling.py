@@ -132,3 +132,12 @@ def test_threaded_scaling_is_identical(threads):
     expected = (raw.astype(np.float64) * 0.123 - 4.5).astype(np.float32)
     out = scale_into(raw, plan, np.empty(raw.shape, np.float32, order="F"), threads=threads)
     np.testing.assert_array_equal(out, expected)
+
+
+def test_out_must_be_contiguous_and_of_the_plan_dtype():
+    raw = np.zeros((4, 5), np.int16)
+    plan = plan_scaling(raw.dtype, 2.0, 0.0, np.float32)
+    with pytest.raises(ValueError, match="contiguous"):
+        scale_into(raw, plan, np.zeros((4, 10), np.float32)[:, :5])
+    with pytest.raises(ValueError, match="plan produces float32"):
+        scale_into(raw, plan, np.zeros((4, 5), np.float64))

@@ -24,7 +24,7 @@ from gpuimg.config import executor
 from gpuimg.errors import TruncatedDataError
 from gpuimg.io.buffers import default_pool
 from gpuimg.io.handles import FileHandle
-from gpuimg.io.openers import is_gzip_path
+from gpuimg.io.openers import is_gzip_path, open_sequential
 from gpuimg.io.slicing import ReadPlan, canonical_slicer, plan_read, read_plan_into
 from gpuimg.scaling import ScalePlan, apply_scaling, plan_scaling, scale_into
 
@@ -225,10 +225,20 @@ class ArrayProxy:
                 self._file_like, self._dtype, self._mmap, self._offset, self._shape, order="F"
             )
         raw = np.empty(self._shape, self._dtype, order="F")
-        with self._handle.open() as fileobj:
+        with self._open_whole() as fileobj:
             read_plan_into(fileobj, self.read_plan(), _bytes_view(raw), name=self.name)
             self._finish_stream(fileobj)
         return raw
+
+    def _open_whole(self):
+        """A file for one forward pass over the whole array.
+
+        A gzip path gets the fastest streaming reader (no seek index is needed to read everything);
+        anything else goes through the proxy's file handle.
+        """
+        if self.is_compressed and isinstance(self._file_like, (str, os.PathLike)):
+            return open_sequential(self._file_like, name=self.name)
+        return self._handle.open()
 
     def _finish_stream(self, fileobj) -> None:
         """After a whole-array read of a gzip file, read on to the member's end so its CRC is checked."""
@@ -266,7 +276,7 @@ class ArrayProxy:
         chunk = max(itemsize, PIPELINE_CHUNK_BYTES // itemsize * itemsize)
         starts = range(0, total, chunk)
         pool = executor()
-        with default_pool.borrow(2 * min(chunk, total)) as staging, self._handle.open() as fileobj:
+        with default_pool.borrow(2 * min(chunk, total)) as staging, self._open_whole() as fileobj:
             halves = (staging[: min(chunk, total)], staging[min(chunk, total) :])
             plan_all = self.read_plan()
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import gpuimg
+from gpuimg.io.openers import available_gzip_backends, gzip_backend
 from tests.oracle import FORMATS, SHAPES, nib, write_with_nibabel
 
 CASES = [
@@ -89,3 +90,20 @@ def test_complex_to_real_fdata_warns_like_nibabel(tmp_path):
         warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
         theirs = nib.load(path).get_fdata()
     _assert_same(ours, theirs)
+
+
+@pytest.mark.parametrize("backend", available_gzip_backends())
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
+@pytest.mark.parametrize("dtype", ["u1", "i2", "f4"])
+@pytest.mark.parametrize("big_endian", [False, True], ids=["le", "be"])
+def test_every_gzip_backend_reads_the_same(tmp_path, backend, fmt, dtype, big_endian):
+    path, _ = write_with_nibabel(
+        tmp_path, fmt, np.dtype(dtype), (5, 4, 3, 2), big_endian=big_endian, scaled=True, gz=True
+    )
+    theirs = nib.load(path)
+    with gzip_backend(backend):
+        ours = gpuimg.load(path)
+        _assert_same(ours.get_fdata(dtype=np.float32), theirs.get_fdata(dtype=np.float32))
+        _assert_same(np.asanyarray(ours.dataobj), np.asanyarray(theirs.dataobj))
+        _assert_same(ours.dataobj[..., 1], theirs.dataobj[..., 1])
+        _assert_same(ours.dataobj[1:3, ::-1, 0], theirs.dataobj[1:3, ::-1, 0])

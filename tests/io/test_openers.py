@@ -17,11 +17,11 @@ from gpuimg.io.openers import (
     GzipIndex,
     GzipReader,
     available_gzip_backends,
-    open_sequential,
     gzip_backend,
     gzip_uncompressed_size,
     is_gzip_path,
     open_image_file,
+    open_sequential,
 )
 
 BACKENDS = available_gzip_backends()

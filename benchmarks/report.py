@@ -143,7 +143,10 @@ def render(result: dict[str, Any], *, markdown: bool = False) -> str:
         parts.append(title if "skipped" in section else f"{title}\n\n{table(*cells_of(section))}")
     start, end = result["load_average_1min"]
     cores = result["machine"]["usable_cores"]
-    parts.append(f"load average (1 min) at start / end: {start} / {end} on {cores} cores")
+    parts.append(
+        f"gpuimg {result['gpuimg_revision']}; load average (1 min) at start / end: "
+        f"{start} / {end} on {cores} cores"
+    )
     return "\n\n".join(parts)
 
 

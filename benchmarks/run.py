@@ -29,7 +29,7 @@ import gpuimg
 from benchmarks import gpu, loader, memory
 from benchmarks.cases import Case, build_cases
 from benchmarks.report import render
-from benchmarks.timing import FULL_REPEATS, machine_info, time_alternating
+from benchmarks.timing import FULL_REPEATS, machine_info, source_revision, time_alternating
 from benchmarks.volumes import DEFAULT_DATA_DIR, FULL, QUICK, VolumeStore
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -87,6 +87,7 @@ def run(*, quick: bool, repeats: int, data_dir: Path, progress: bool = True) -> 
         "quick": quick,
         "repeats": repeats,
         "machine": machine_info(),
+        "gpuimg_revision": source_revision(Path(gpuimg.__file__).resolve().parent.parent),
         "volumes": {
             spec.kind: {"shape": list(spec.shape), "seed": spec.seed, "nbytes_int16": spec.nvox * 2}
             for spec in (sizes.t1, sizes.fmri, sizes.seg)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import gc
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import nibabel._compression
@@ -117,6 +119,22 @@ def _versions(modules: tuple[str, ...]) -> dict[str, str | None]:
         else:
             out[module] = metadata.version(names[0]) if names else None
     return out
+
+
+def source_revision(root: Path) -> str | None:
+    """Git commit of ``root`` plus ``+dirty`` when ``gpuimg/`` has uncommitted changes; None outside git."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", "gpuimg")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
 
 
 def machine_info() -> dict[str, Any]:

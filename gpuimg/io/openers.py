@@ -246,6 +246,7 @@ class GzipIndex:
         self._points: list[_Checkpoint] = []
         self._positions: list[int] = []
         self._identity: tuple[int, ...] | None = None
+        self._resume: _Checkpoint | None = None
         self.uncompressed_size: int | None = None
         """Total decompressed size, once a reader has reached the end."""
 
@@ -261,6 +262,7 @@ class GzipIndex:
             if identity != self._identity:
                 self._points.clear()
                 self._positions.clear()
+                self._resume = None
                 self.uncompressed_size = None
                 self._identity = identity
 
@@ -276,11 +278,24 @@ class GzipIndex:
                 self._points.append(checkpoint)
                 self._positions.append(checkpoint.out_pos)
 
+    def remember_resume_point(self, checkpoint: _Checkpoint) -> None:
+        """Keep where the last reader stopped, so a next reader of what follows starts right there.
+
+        Reading volume t and then volume t+1 through readers opened one after the other (a proxy with
+        ``keep_file_open=False``) then costs no decompression beyond the bytes read.
+        """
+        with self._lock:
+            self._resume = checkpoint
+
     def nearest(self, position: int) -> _Checkpoint:
         """The checkpoint closest before (or at) ``position``; the stream start if none."""
         with self._lock:
             index = bisect.bisect_right(self._positions, position) - 1
-            return self._points[index] if index >= 0 else _START
+            best = self._points[index] if index >= 0 else _START
+            resume = self._resume
+            if resume is not None and best.out_pos < resume.out_pos <= position:
+                return resume
+            return best
 
 
 def _file_identity(raw: Any) -> tuple[int, ...] | None:
@@ -413,6 +428,11 @@ class GzipReader(io.RawIOBase):
         return self.read(-1)
 
     def close(self) -> None:
+        if not self.closed and self._index is not None and self._decompressor is not None:
+            comp_pos = self._comp_pos - len(self._pending)
+            self._index.remember_resume_point(
+                _Checkpoint(self._out_pos, comp_pos, self._decompressor.copy())
+            )
         if not self.closed and self._owns_raw:
             self._raw.close()
         self._decompressor = None

@@ -329,3 +329,21 @@ def test_plain_files_and_mode_checks(tmp_path):
 def test_is_gzip_path(tmp_path):
     assert is_gzip_path("a.nii.gz") and is_gzip_path(tmp_path / "A.NII.GZ")
     assert not is_gzip_path("a.nii") and not is_gzip_path(io.BytesIO())
+
+
+def test_a_closed_reader_leaves_a_resume_point(truth):
+    data = gzip.compress(truth, 1)
+    index = GzipIndex(spacing=1 << 30)  # no regular checkpoints: only the resume point can help
+    first = CountingFile(data)
+    with GzipReader(first, index=index) as reader:
+        reader.seek(600_000)
+        assert reader.read(1000) == truth[600_000:601_000]
+    second = CountingFile(data)
+    with GzipReader(second, index=index) as reader:
+        reader.seek(601_000)
+        assert reader.read(1000) == truth[601_000:602_000]
+    assert second.count < first.count / 4
+    third = CountingFile(data)
+    with GzipReader(third, index=index) as reader:
+        reader.seek(10)  # before the resume point: from the start again, still correct
+        assert reader.read(100) == truth[10:110]

@@ -21,7 +21,6 @@ where CuPy or a CUDA device is missing.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import importlib
 import json
@@ -34,8 +33,9 @@ import nibabel
 import numpy as np
 
 import gpuimg
+from benchmarks.cli import mode_of, mode_parser
 from benchmarks.timing import FULL_REPEATS, Stats, time_alternating
-from benchmarks.volumes import DEFAULT_DATA_DIR, FULL, QUICK, Sizes, VolumeStore
+from benchmarks.volumes import Sizes, VolumeStore
 
 
 def find_cupy() -> tuple[ModuleType | None, str]:
@@ -137,16 +137,10 @@ def run_gpu(store: VolumeStore, sizes: Sizes, *, repeats: int) -> dict[str, Any]
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: run the GPU benchmark alone and print its result as JSON."""
-    parser = argparse.ArgumentParser(description="Disk -> CuPy float32, gpuimg vs nibabel.")
-    parser.add_argument("--quick", action="store_true", help="tiny volumes, 1 repeat")
-    parser.add_argument(
-        "--repeats", type=int, default=None, help=f"timed runs (default {FULL_REPEATS}, quick 1)"
-    )
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    args = parser.parse_args(argv)
-    repeats = args.repeats or (1 if args.quick else FULL_REPEATS)
+    parser = mode_parser("Disk -> CuPy float32, gpuimg vs nibabel.", full_repeats=FULL_REPEATS)
+    mode = mode_of(parser.parse_args(argv))
     started = time.perf_counter()
-    result = run_gpu(VolumeStore(args.data_dir), QUICK if args.quick else FULL, repeats=repeats)
+    result = run_gpu(mode.store, mode.sizes, repeats=mode.repeats)
     if "skipped" in result:
         print(f"skipped: {result['skipped']}")
         return

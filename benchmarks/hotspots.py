@@ -8,19 +8,18 @@ charged to the Python-visible call that entered it (``deflate.gzip_decompress``,
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import os
 import pstats
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import gpuimg
-from benchmarks.volumes import DEFAULT_DATA_DIR, FULL, QUICK, Sizes, VolumeStore
+from benchmarks.cli import mode_of, mode_parser
+from benchmarks.volumes import Sizes, VolumeStore
 
 _PREFIXES = sorted({os.path.dirname(os.path.dirname(gpuimg.__file__)), *sys.path}, key=len)[::-1]
 
@@ -90,15 +89,17 @@ def profile(fn: Callable[[], Any], *, repeats: int, top: int) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: print one profile table per row."""
-    parser = argparse.ArgumentParser(description="cProfile of gpuimg on benchmark rows.")
-    parser.add_argument("--quick", action="store_true", help="tiny volumes")
-    parser.add_argument("--repeats", type=int, default=5, help="profiled calls per row")
+    parser = mode_parser(
+        "cProfile of gpuimg on benchmark rows.",
+        full_repeats=5,
+        quick_repeats=5,
+        unit="profiled calls",
+    )
     parser.add_argument("--top", type=int, default=12, help="functions shown per row")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     args = parser.parse_args(argv)
-    rows = _profiled_rows(VolumeStore(args.data_dir), QUICK if args.quick else FULL)
-    for label, fn in rows.items():
-        print(f"### {label}\n\n{profile(fn, repeats=args.repeats, top=args.top)}\n")
+    mode = mode_of(args)
+    for label, fn in _profiled_rows(mode.store, mode.sizes).items():
+        print(f"### {label}\n\n{profile(fn, repeats=mode.repeats, top=args.top)}\n")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ processes for PyTorch (its default ``fork`` start method, workers restarted ever
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 from collections.abc import Iterable, Sequence
@@ -21,8 +20,9 @@ from typing import Any
 import nibabel
 import numpy as np
 
+from benchmarks.cli import mode_of, mode_parser
 from benchmarks.timing import time_alternating
-from benchmarks.volumes import DEFAULT_DATA_DIR, FULL, QUICK, Sizes, VolumeStore
+from benchmarks.volumes import Sizes, VolumeStore
 
 BATCH_SIZE = 4
 WORKERS = 2
@@ -99,15 +99,13 @@ def run_loader(store: VolumeStore, sizes: Sizes, *, repeats: int) -> dict[str, A
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: run the loader benchmark alone and print its result as JSON."""
-    parser = argparse.ArgumentParser(description="gpuimg.Loader vs torch DataLoader + nibabel.")
-    parser.add_argument("--quick", action="store_true", help="tiny volumes, 1 repeat")
-    parser.add_argument(
-        "--repeats", type=int, default=None, help=f"timed epochs (default {FULL_EPOCHS}, quick 1)"
+    parser = mode_parser(
+        "gpuimg.Loader vs torch DataLoader + nibabel.",
+        full_repeats=FULL_EPOCHS,
+        unit="timed epochs",
     )
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    args = parser.parse_args(argv)
-    repeats = args.repeats or (1 if args.quick else FULL_EPOCHS)
-    result = run_loader(VolumeStore(args.data_dir), QUICK if args.quick else FULL, repeats=repeats)
+    mode = mode_of(parser.parse_args(argv))
+    result = run_loader(mode.store, mode.sizes, repeats=mode.repeats)
     print(f"skipped: {result['skipped']}" if "skipped" in result else json.dumps(result, indent=1))
 
 

@@ -10,7 +10,6 @@ in fresh processes (:mod:`benchmarks.memory`), runs the GPU (:mod:`benchmarks.gp
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -28,9 +27,9 @@ import numpy as np
 import gpuimg
 from benchmarks import gpu, loader, memory
 from benchmarks.cases import Case, build_cases
+from benchmarks.cli import Mode, mode_of, mode_parser
 from benchmarks.report import render
 from benchmarks.timing import FULL_REPEATS, machine_info, source_revision, time_alternating
-from benchmarks.volumes import DEFAULT_DATA_DIR, FULL, QUICK, VolumeStore
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -65,10 +64,9 @@ def run_case(case: Case, libs: Mapping[str, ModuleType], repeats: int) -> dict[s
     }
 
 
-def run(*, quick: bool, repeats: int, data_dir: Path, progress: bool = True) -> dict[str, Any]:
+def run(mode: Mode, *, progress: bool = True) -> dict[str, Any]:
     """Run all benchmarks and return the JSON-ready result."""
-    sizes = QUICK if quick else FULL
-    store = VolumeStore(data_dir)
+    sizes, store, repeats = mode.sizes, mode.store, mode.repeats
     started = time.perf_counter()
     load_start = os.getloadavg()
     cases = build_cases(sizes, store)
@@ -84,7 +82,7 @@ def run(*, quick: bool, repeats: int, data_dir: Path, progress: bool = True) -> 
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": shlex.join(["python3", "-m", "benchmarks.run", *sys.argv[1:]]),
-        "quick": quick,
+        "quick": mode.quick,
         "repeats": repeats,
         "machine": machine_info(),
         "gpuimg_revision": source_revision(Path(gpuimg.__file__).resolve().parent.parent),
@@ -103,16 +101,10 @@ def run(*, quick: bool, repeats: int, data_dir: Path, progress: bool = True) -> 
 
 def main(argv: list[str] | None = None) -> None:
     """Command line entry point (see the module docstring)."""
-    parser = argparse.ArgumentParser(description="Benchmark gpuimg against nibabel.")
-    parser.add_argument("--quick", action="store_true", help="tiny volumes, 1 repeat (CI smoke)")
+    parser = mode_parser("Benchmark gpuimg against nibabel.", full_repeats=FULL_REPEATS)
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write the result")
-    parser.add_argument(
-        "--repeats", type=int, help=f"timed runs per case (default {FULL_REPEATS}, quick 1)"
-    )
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="volume cache")
     args = parser.parse_args(argv)
-    repeats = args.repeats or (1 if args.quick else FULL_REPEATS)
-    result = run(quick=args.quick, repeats=repeats, data_dir=args.data_dir)
+    result = run(mode_of(args))
     print(render(result))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(

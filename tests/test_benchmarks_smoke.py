@@ -123,3 +123,11 @@ def test_report_renders_saved_result(quick: tuple[dict, str, Path]) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("| case |")
     assert png.exists() or "plot skipped" in proc.stdout
+
+
+def test_hotspots_profiles_each_row(quick: tuple[dict, str, Path]) -> None:
+    _, _, tmp = quick
+    proc = _run("benchmarks.hotspots", "--quick", "--repeats", "1", "--data-dir", tmp / "data")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("### ") == 3
+    assert "| own ms | cumulative ms | calls | function |" in proc.stdout

@@ -17,7 +17,6 @@ an :class:`ImportError` that says how to get it.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Sequence
 from types import ModuleType
@@ -28,6 +27,7 @@ import numpy as np
 from gpuimg import device as device_seam
 from gpuimg.arrayproxy import is_proxy
 from gpuimg.loadsave import load
+from gpuimg.optional import import_optional
 
 __all__ = ["VolumeSource", "get_dask_array", "stack_files", "to_dask"]
 
@@ -42,12 +42,7 @@ def get_dask_array() -> ModuleType:
     ImportError
         Dask is not installed; the message says how to install it.
     """
-    try:
-        return importlib.import_module("dask.array")
-    except ImportError as exc:
-        raise ImportError(
-            f"this needs dask, which is not installed ({exc}); {INSTALL_HINT}"
-        ) from exc
+    return import_optional("dask.array", package="dask", hint=INSTALL_HINT)
 
 
 class VolumeSource:

@@ -14,7 +14,6 @@ an :class:`ImportError` that says how to get it.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
@@ -24,6 +23,7 @@ import numpy as np
 
 from gpuimg.loader import Loader
 from gpuimg.loadsave import load
+from gpuimg.optional import import_optional
 
 # NiftiDataset is left out: a star import would then import torch (see ``__getattr__``).
 __all__ = ["TorchLoader", "get_torch", "to_torch"]
@@ -39,12 +39,7 @@ def get_torch() -> ModuleType:
     ImportError
         PyTorch is not installed; the message says how to install it.
     """
-    try:
-        return importlib.import_module("torch")
-    except ImportError as exc:
-        raise ImportError(
-            f"this needs PyTorch, which is not installed ({exc}); {INSTALL_HINT}"
-        ) from exc
+    return import_optional("torch", package="PyTorch", hint=INSTALL_HINT)
 
 
 def to_torch(array: Any) -> Any:

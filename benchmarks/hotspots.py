@@ -1,4 +1,5 @@
-"""Where gpuimg's time goes: cProfile of selected benchmark rows, gpuimg only.
+"""Where gpuimg's time goes: cProfile of selected benchmark rows (gpuimg only), and the floor
+that one-thread decompression sets for every ``.nii.gz`` row.
 
 cProfile sees Python functions; time spent inside a C extension (decompression, numpy kernels) is
 charged to the Python-visible call that entered it (``deflate.gzip_decompress``, ``numpy.multiply``).
@@ -12,9 +13,11 @@ import cProfile
 import os
 import pstats
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
+import deflate
 import numpy as np
 
 import gpuimg
@@ -87,6 +90,38 @@ def profile(fn: Callable[[], Any], *, repeats: int, top: int) -> str:
     return "\n".join(lines)
 
 
+def decompression_floor(store: VolumeStore, sizes: Sizes, *, repeats: int) -> str:
+    """Median time of one whole-file, one-thread libdeflate decompression of each ``.nii.gz``.
+
+    No single-stream reader decompresses faster, so this bounds what any one read of the file can
+    cost; only splitting the decompression across cores goes below it.
+    """
+    files = {
+        "T1 (gzip 1)": (sizes.t1, "gz1"),
+        "T1 (gzip 6)": (sizes.t1, "gz6"),
+        "fMRI (gzip 1)": (sizes.fmri, "gz1"),
+        "seg (gzip 1)": (sizes.seg, "gz1"),
+    }
+    store.prepare(files.values())
+    lines = [
+        "| file | compressed MB | output MB | libdeflate ms | MB/s of output |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, (spec, variant) in files.items():
+        blob = store.path(spec, variant).read_bytes()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            out = deflate.gzip_decompress(blob)
+            times.append(time.perf_counter() - start)
+        seconds = float(np.median(times))
+        lines.append(
+            f"| {label} | {len(blob) / 1e6:.1f} | {len(out) / 1e6:.1f} | {seconds * 1e3:.1f} "
+            f"| {len(out) / seconds / 1e6:.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line: print one profile table per row."""
     parser = mode_parser(
@@ -100,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     mode = mode_of(args)
     for label, fn in _profiled_rows(mode.store, mode.sizes).items():
         print(f"### {label}\n\n{profile(fn, repeats=mode.repeats, top=args.top)}\n")
+    floor = decompression_floor(mode.store, mode.sizes, repeats=mode.repeats)
+    print(f"### Decompression floor (one thread, whole file)\n\n{floor}")
 
 
 if __name__ == "__main__":

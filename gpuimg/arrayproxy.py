@@ -22,6 +22,7 @@ import numpy as np
 
 from gpuimg.config import executor
 from gpuimg.errors import TruncatedDataError
+from gpuimg.gpuread import read_to_device
 from gpuimg.io.buffers import default_pool
 from gpuimg.io.handles import FileHandle
 from gpuimg.io.openers import is_gzip_path, open_sequential
@@ -153,9 +154,6 @@ class ArrayProxy:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} shape={self._shape} dtype={self._dtype}>"
 
-    def __getstate__(self) -> dict:
-        return dict(self.__dict__)
-
     # -- reads --------------------------------------------------------------------------------------
     def scale_plan(self, dtype=None) -> ScalePlan:
         """The :class:`~gpuimg.scaling.ScalePlan` of a read returning ``dtype`` (None: natural dtype)."""
@@ -186,64 +184,6 @@ class ArrayProxy:
             return self.read_scaled_into(np.empty(self._shape, plan.out_dtype, order="F"), dtype)
         raw = self._read_slice_raw(slicer)
         return apply_scaling(raw, plan)
-
-    def read_raw_into(self, plan: ReadPlan, out: memoryview, start: int = 0) -> None:
-        """Fill ``out`` with bytes ``[start, start + len(out))`` of the raw block that ``plan`` reads."""
-        with self._handle.open() as fileobj:
-            read_plan_into(fileobj, plan, out, start=start, name=self.name)
-
-    def to_device(self, slicer=(), *, dtype=np.float32, device="cuda"):
-        """Read ``self[slicer]`` scaled to ``dtype`` straight into GPU memory (a CuPy array).
-
-        Raw on-disk bytes are read into pinned host buffers, copied to the device, and scaled there; see
-        :mod:`gpuimg.gpuread`.
-        """
-        from gpuimg.gpuread import read_to_device  # noqa: PLC0415 - keeps CuPy out of `import gpuimg`
-
-        with _ProxyRawSource(self, self.read_plan(slicer)) as source:
-            return read_to_device(source, self.scale_plan(dtype), device=device, name=self.name)
-
-    # -- internals ----------------------------------------------------------------------------------
-    def _data_nbytes(self) -> int:
-        return int(np.prod(self._shape, dtype=object)) * self._dtype.itemsize
-
-    def _truncated(self, found: int) -> TruncatedDataError:
-        return TruncatedDataError(
-            f"{self.name}: data block holds {found} bytes after offset {self._offset}, "
-            f"expected {self._data_nbytes()} for shape {self._shape} of {self._dtype}"
-        )
-
-    def _read_whole_raw(self) -> np.ndarray:
-        nbytes = self._data_nbytes()
-        if self._mmap is not None and self._can_mmap():
-            size = os.path.getsize(self._file_like)
-            if size - self._offset < nbytes:
-                raise self._truncated(max(size - self._offset, 0))
-            if nbytes == 0:
-                return np.empty(self._shape, self._dtype, order="F")
-            return np.memmap(
-                self._file_like, self._dtype, self._mmap, self._offset, self._shape, order="F"
-            )
-        raw = np.empty(self._shape, self._dtype, order="F")
-        with self._open_whole() as fileobj:
-            read_plan_into(fileobj, self.read_plan(), _bytes_view(raw), name=self.name)
-            self._finish_stream(fileobj)
-        return raw
-
-    def _open_whole(self):
-        """A file for one forward pass over the whole array.
-
-        A gzip path gets the fastest streaming reader (no seek index is needed to read everything);
-        anything else goes through the proxy's file handle.
-        """
-        if self.is_compressed and isinstance(self._file_like, (str, os.PathLike)):
-            return open_sequential(self._file_like, name=self.name)
-        return self._handle.open()
-
-    def _finish_stream(self, fileobj) -> None:
-        """After a whole-array read of a gzip file, read on to the member's end so its CRC is checked."""
-        if self.is_compressed:
-            fileobj.read(1)
 
     def read_scaled_into(self, out: np.ndarray, dtype=None) -> np.ndarray:
         """Read the whole array scaled to ``dtype`` straight into ``out`` (e.g. a slot of a batch).
@@ -299,6 +239,64 @@ class ArrayProxy:
                     pending.cancel() or pending.exception()
         return out
 
+    def read_raw_into(self, plan: ReadPlan, out: memoryview, start: int = 0) -> None:
+        """Fill ``out`` with bytes ``[start, start + len(out))`` of the raw block that ``plan`` reads."""
+        with self._handle.open() as fileobj:
+            read_plan_into(fileobj, plan, out, start=start, name=self.name)
+
+    def to_device(self, slicer=(), *, dtype=np.float32, device="cuda"):
+        """Read ``self[slicer]`` scaled to ``dtype`` straight into GPU memory (a CuPy array).
+
+        Raw on-disk bytes are read into pinned host buffers, copied to the device, and scaled there; see
+        :mod:`gpuimg.gpuread`.
+        """
+        # A whole-array read streams forward; a slice seeks, and keeps the gzip index for the next one.
+        opener = self._open_whole if _selects_everything(slicer, self._shape) else self._handle.open
+        with _ProxyRawSource(self, self.read_plan(slicer), opener) as source:
+            return read_to_device(source, self.scale_plan(dtype), device=device, name=self.name)
+
+    # -- internals ----------------------------------------------------------------------------------
+    def _data_nbytes(self) -> int:
+        return int(np.prod(self._shape, dtype=object)) * self._dtype.itemsize
+
+    def _truncated(self, found: int) -> TruncatedDataError:
+        return TruncatedDataError(
+            f"{self.name}: data block holds {found} bytes after offset {self._offset}, "
+            f"expected {self._data_nbytes()} for shape {self._shape} of {self._dtype}"
+        )
+
+    def _read_whole_raw(self) -> np.ndarray:
+        nbytes = self._data_nbytes()
+        if self._mmap is not None and self._can_mmap():
+            size = os.path.getsize(self._file_like)
+            if size - self._offset < nbytes:
+                raise self._truncated(max(size - self._offset, 0))
+            if nbytes == 0:
+                return np.empty(self._shape, self._dtype, order="F")
+            return np.memmap(
+                self._file_like, self._dtype, self._mmap, self._offset, self._shape, order="F"
+            )
+        raw = np.empty(self._shape, self._dtype, order="F")
+        with self._open_whole() as fileobj:
+            read_plan_into(fileobj, self.read_plan(), _bytes_view(raw), name=self.name)
+            self._finish_stream(fileobj)
+        return raw
+
+    def _open_whole(self):
+        """A file for one forward pass over the whole array.
+
+        A gzip path gets the fastest streaming reader (no seek index is needed to read everything);
+        anything else goes through the proxy's file handle.
+        """
+        if self.is_compressed and isinstance(self._file_like, (str, os.PathLike)):
+            return open_sequential(self._file_like, name=self.name)
+        return self._handle.open()
+
+    def _finish_stream(self, fileobj) -> None:
+        """After a whole-array read of a gzip file, read on to the member's end so its CRC is checked."""
+        if self.is_compressed:
+            fileobj.read(1)
+
     def _read_slice_raw(self, slicer) -> np.ndarray:
         plan = self.read_plan(slicer)
         raw = np.empty(plan.raw_shape, self._dtype, order="F")
@@ -313,9 +311,10 @@ class ArrayProxy:
 class _ProxyRawSource:
     """The raw-block source protocol of :func:`gpuimg.gpuread.read_to_device`, over one open handle."""
 
-    def __init__(self, proxy: ArrayProxy, plan: ReadPlan) -> None:
+    def __init__(self, proxy: ArrayProxy, plan: ReadPlan, opener) -> None:
         self._proxy = proxy
         self._plan = plan
+        self._opener = opener
         self._stack = ExitStack()
         self._fileobj = None
         self.dtype = proxy.dtype
@@ -325,7 +324,7 @@ class _ProxyRawSource:
         self.nbytes = plan.nbytes
 
     def __enter__(self) -> _ProxyRawSource:
-        self._fileobj = self._stack.enter_context(self._proxy._handle.open())
+        self._fileobj = self._stack.enter_context(self._opener())
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -7,9 +7,11 @@ library allocates on first use (buffer pools included) counts. Two measures of t
     Peak bytes allocated through Python's allocators during the call (numpy arrays included). It
     misses memory a C library takes with plain ``malloc`` and file pages mapped with ``mmap``.
 ``rss_delta``
-    Peak resident set size during the call (``ru_maxrss``) minus the resident size just before it
-    (Linux ``/proc/self/statm``). It counts everything touched, mapped file pages included, plus
-    tracemalloc's own small bookkeeping.
+    Peak resident set size during the call minus the resident size just before it, from Linux's
+    ``/proc/self/status`` (``VmHWM`` after the call, reset to ``VmRSS`` before it through
+    ``/proc/self/clear_refs``; ``ru_maxrss`` would not do: it keeps the parent's peak across
+    ``fork`` and ``exec``). It counts everything touched, mapped file pages included, plus
+    tracemalloc's own small bookkeeping. None where ``/proc`` is missing.
 
 Run as ``python3 -m benchmarks.memory LIB PATH [DTYPE]``; prints one JSON object.
 """
@@ -21,7 +23,6 @@ import gc
 import importlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tracemalloc
@@ -33,12 +34,25 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _resident_bytes() -> int | None:
+def _status_bytes(field: str) -> int | None:
+    """A ``kB`` field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in bytes; None without /proc."""
     try:
-        with open("/proc/self/statm", encoding="ascii") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
     except OSError:
-        return None
+        pass
+    return None
+
+
+def _reset_peak_rss() -> None:
+    """Make ``VmHWM`` start again from the current RSS (Linux 4.0+); harmless where refused."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+    except OSError:
+        pass
 
 
 def probe(lib_name: str, path: str | os.PathLike, dtype: str = "float32") -> dict[str, Any]:
@@ -61,16 +75,17 @@ def probe(lib_name: str, path: str | os.PathLike, dtype: str = "float32") -> dic
     lib = importlib.import_module(lib_name)
     img = lib.load(path)
     gc.collect()
-    before = _resident_bytes()
+    _reset_peak_rss()
+    before = _status_bytes("VmRSS")
     tracemalloc.start()
     data = img.get_fdata(dtype=np.dtype(dtype))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    high = _status_bytes("VmHWM")
     return {
         "out_nbytes": int(data.nbytes),
         "tracemalloc_peak": int(peak),
-        "rss_delta": None if before is None else max(max_rss - before, 0),
+        "rss_delta": None if before is None or high is None else max(high - before, 0),
     }
 
 

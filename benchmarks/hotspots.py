@@ -1,4 +1,4 @@
-"""Where gpuimg's time goes: cProfile of selected benchmark rows (gpuimg only), and the floor
+"""Where gpuimg's time goes: cProfile of benchmark rows (gpuimg only), and the floor
 that one-thread decompression sets for every ``.nii.gz`` row.
 
 cProfile sees Python functions; time spent inside a C extension (decompression, numpy kernels) is
@@ -28,12 +28,16 @@ _PREFIXES = sorted({os.path.dirname(os.path.dirname(gpuimg.__file__)), *sys.path
 
 
 def _profiled_rows(store: VolumeStore, sizes: Sizes) -> dict[str, Callable[[], Any]]:
-    store.prepare([(sizes.t1, "gz1"), (sizes.fmri, "gz1")])
-    t1, fmri, vol = store.path(sizes.t1, "gz1"), store.path(sizes.fmri, "gz1"), sizes.fmri_volume
+    wanted = [(sizes.t1, "gz1"), (sizes.t1, "nii"), (sizes.seg, "gz1"), (sizes.fmri, "gz1")]
+    store.prepare(wanted)
+    t1, t1_nii, seg, fmri = (store.path(spec, variant) for spec, variant in wanted)
+    vol = sizes.fmri_volume
     used = gpuimg.load(fmri)
     used.dataobj[..., vol]
     return {
         "T1 .nii.gz (gzip 1) → float32": lambda: gpuimg.load(t1).get_fdata(dtype=np.float32),
+        "T1 .nii → float32": lambda: gpuimg.load(t1_nii).get_fdata(dtype=np.float32),
+        "seg .nii.gz → float32": lambda: gpuimg.load(seg).get_fdata(dtype=np.float32),
         f"fMRI .nii.gz: load + dataobj[..., {vol}]": lambda: gpuimg.load(fmri).dataobj[..., vol],
         f"fMRI .nii.gz: same image, dataobj[..., {vol + 1}]": lambda: used.dataobj[..., vol + 1],
     }

@@ -129,5 +129,5 @@ def test_hotspots_profiles_each_row(quick: tuple[dict, str, Path]) -> None:
     _, _, tmp = quick
     proc = _run("benchmarks.hotspots", "--quick", "--repeats", "1", "--data-dir", tmp / "data")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("### ") == 4
+    assert proc.stdout.count("### ") == 6
     assert "| own ms | cumulative ms | calls | function |" in proc.stdout

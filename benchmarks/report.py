@@ -165,14 +165,25 @@ def plot_ratios(result: dict[str, Any], path: str | Path) -> bool:
     colors = [
         "tab:green" if r["target_met"] else "tab:red" if r["target"] else "tab:blue" for r in rows
     ]
-    ax.barh(ypos, [r["speedup"] for r in rows], color=colors)
+    # bars grow from 1x on a log axis, so "2x faster" and "2x slower" look alike in size
+    ax.barh(ypos, [r["speedup"] - 1.0 for r in rows], left=1.0, color=colors)
+    ax.set_xscale("log")
     for y, r in zip(ypos, rows, strict=True):
         if r["target"]:
             ax.plot([r["target"]] * 2, [y - 0.4, y + 0.4], color="black", lw=2)
-        ax.text(r["speedup"], y, f" {r['speedup']:.2f}×", va="center", fontsize=8)
-    ax.axvline(1.0, color="grey", ls="--", lw=1)
+        right = max(r["speedup"], r["target"] or 0.0, 1.0)
+        ax.text(right * 1.04, y, f"{r['speedup']:.2f}×", va="center", fontsize=8)
+    ax.axvline(1.0, color="grey", lw=1)
+    ticks = [0.1, 0.3, 1, 3, 10, 30]
+    ax.set_xticks(ticks, [f"{t:g}×" for t in ticks])
+    ax.set_xlim(
+        min(0.8, *(0.7 * r["speedup"] for r in rows)), max(5.0, *(2 * r["speedup"] for r in rows))
+    )
     ax.set_yticks(list(ypos), [r["label"] for r in rows], fontsize=8)
-    ax.set_xlabel("speed-up over nibabel (median time ratio); black tick = target")
+    ax.set_xlabel(
+        "speed-up over nibabel: nibabel median ÷ gpuimg median (log scale)\n"
+        "black tick: target · green: met · red: not met · blue: no target"
+    )
     machine = result["machine"]
     ax.set_title(
         f"gpuimg vs nibabel {machine['versions']['nibabel']}, {machine['usable_cores']} cores "

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from gpuimg.config import executor
+from gpuimg.config import executor, settings
 from gpuimg.errors import TruncatedDataError
 from gpuimg.gpuread import read_to_device
 from gpuimg.io.buffers import default_pool
@@ -188,9 +188,10 @@ class ArrayProxy:
     def read_scaled_into(self, out: np.ndarray, dtype=None) -> np.ndarray:
         """Read the whole array scaled to ``dtype`` straight into ``out`` (e.g. a slot of a batch).
 
-        Reading chunk k+1 (gzip decompression above all, which releases the GIL) runs on a worker thread
-        while this thread scales chunk k into ``out``; both chunks live in one pooled, reused staging
-        buffer, so nothing else is allocated.
+        An uncompressed file is cut into chunks that ``gpuimg.config.settings.threads`` threads read and
+        scale independently. A gzip stream (or a file object) is read sequentially: reading chunk k+1
+        (decompression, which releases the GIL) runs on a worker thread while this thread scales chunk k.
+        Chunks live in pooled, reused staging buffers, so nothing but ``out`` is allocated.
 
         Parameters
         ----------
@@ -211,10 +212,63 @@ class ArrayProxy:
                 f"found {out.dtype} {out.shape} (f_contiguous={out.flags.f_contiguous})"
             )
         flat_out = out.reshape(-1, order="F")
+        if self._data_nbytes() == 0:
+            return out
+        if self._can_mmap() and hasattr(os, "preadv"):
+            self._scale_in_parallel(plan, flat_out)
+        else:
+            self._scale_pipelined(plan, flat_out)
+        return out
+
+    def _chunk_starts(self) -> range:
+        """Byte offsets (in the data block) of the chunks a whole-array read is cut into."""
         itemsize = self._dtype.itemsize
-        total = self._data_nbytes()
         chunk = max(itemsize, PIPELINE_CHUNK_BYTES // itemsize * itemsize)
-        starts = range(0, total, chunk)
+        return range(0, self._data_nbytes(), chunk)
+
+    def _scale_in_parallel(self, plan: ScalePlan, flat_out: np.ndarray) -> None:
+        """Uncompressed file: each thread reads (``preadv``, no shared file position) and scales its chunks."""
+        starts = self._chunk_starts()
+        workers = max(1, min(settings.threads, len(starts)))
+        fd = os.open(self._file_like, os.O_RDONLY)
+        try:
+            shares = [starts[k::workers] for k in range(workers)]
+            chunk = starts.step
+            jobs = [
+                executor().submit(self._read_and_scale, fd, share, chunk, plan, flat_out)
+                for share in shares[1:]
+            ]
+            try:
+                self._read_and_scale(fd, shares[0], chunk, plan, flat_out)
+            finally:
+                for job in jobs:
+                    job.result()
+        finally:
+            os.close(fd)
+
+    def _read_and_scale(
+        self, fd: int, starts: range, chunk: int, plan: ScalePlan, flat_out: np.ndarray
+    ) -> None:
+        """Read the chunks of ``chunk`` bytes at ``starts`` and scale each into ``flat_out``."""
+        total = self._data_nbytes()
+        itemsize = self._dtype.itemsize
+        with default_pool.borrow(min(chunk, total)) as staging:
+            for start in starts:
+                target = staging[: min(chunk, total - start)]
+                filled = 0
+                while filled < target.size:
+                    count = os.preadv(fd, [target[filled:]], self._offset + start + filled)
+                    if count == 0:
+                        raise self._truncated(start + filled)
+                    filled += count
+                raw = target.view(self._dtype)
+                first = start // itemsize
+                scale_into(raw, plan, flat_out[first : first + raw.size], threads=1)
+
+    def _scale_pipelined(self, plan: ScalePlan, flat_out: np.ndarray) -> None:
+        """Sequential stream (gzip, file objects): read chunk k+1 on a worker while scaling chunk k."""
+        starts = self._chunk_starts()
+        chunk, total, itemsize = starts.step, self._data_nbytes(), self._dtype.itemsize
         pool = executor()
         with default_pool.borrow(2 * min(chunk, total)) as staging, self._open_whole() as fileobj:
             halves = (staging[: min(chunk, total)], staging[min(chunk, total) :])
@@ -226,7 +280,7 @@ class ArrayProxy:
                 read_plan_into(fileobj, plan_all, memoryview(target), start=start, name=self.name)
                 return target
 
-            pending = pool.submit(fill, 0) if total else None
+            pending = pool.submit(fill, 0)
             try:
                 for index, start in enumerate(starts):
                     raw = pending.result().view(self._dtype)
@@ -237,7 +291,6 @@ class ArrayProxy:
             finally:
                 if pending is not None:
                     pending.cancel() or pending.exception()
-        return out
 
     def read_raw_into(self, plan: ReadPlan, out: memoryview, start: int = 0) -> None:
         """Fill ``out`` with bytes ``[start, start + len(out))`` of the raw block that ``plan`` reads."""

@@ -143,3 +143,44 @@ def test_memmap_for_unscaled_uncompressed(tmp_path):
     )
     assert isinstance(np.asanyarray(gpuimg.load(path).dataobj), np.memmap)
     assert not isinstance(np.asanyarray(gpuimg.load(path, mmap=False).dataobj), np.memmap)
+
+
+@pytest.mark.parametrize("chunk_bytes", [4096, 6002, 1 << 20])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
+@pytest.mark.parametrize("dtype", ["i2", "f4", "u1"])
+def test_chunked_whole_reads_are_exact(tmp_path, monkeypatch, chunk_bytes, threads, gz, dtype):
+    """Whole-array reads cut into many chunks, read and scaled by several threads, equal nibabel's."""
+    monkeypatch.setattr(gpuimg.arrayproxy, "PIPELINE_CHUNK_BYTES", chunk_bytes)
+    path, _ = write_with_nibabel(
+        tmp_path, FORMATS[1], np.dtype(dtype), (23, 17, 13, 3), big_endian=True, scaled=True, gz=gz
+    )
+    theirs = nib.load(path)
+    with gpuimg.config.configure(threads=threads):
+        for fdtype in (np.float64, np.float32):
+            ours = gpuimg.load(path).get_fdata(dtype=fdtype)
+            np.testing.assert_array_equal(ours, theirs.get_fdata(dtype=fdtype), strict=True)
+        if not gz:
+            with open(path, "rb") as fileobj:  # a file object: the sequential pipeline
+                proxy = ArrayProxy(fileobj, proxy_spec(gpuimg.load(path).dataobj))
+                np.testing.assert_array_equal(
+                    proxy.get_scaled(np.float32), theirs.get_fdata(dtype=np.float32), strict=True
+                )
+
+
+def proxy_spec(proxy):
+    return (proxy.shape, proxy.dtype, proxy.offset, proxy.slope, proxy.inter)
+
+
+def test_a_file_truncated_mid_chunk_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(gpuimg.arrayproxy, "PIPELINE_CHUNK_BYTES", 4096)
+    path, _ = write_with_nibabel(
+        tmp_path, FORMATS[1], np.dtype("i2"), (40, 30, 20), big_endian=False, scaled=True, gz=False
+    )
+    img = gpuimg.load(path)
+    path.write_bytes(path.read_bytes()[:-5000])
+    with (
+        gpuimg.config.configure(threads=2),
+        pytest.raises(gpuimg.TruncatedDataError, match=str(path)),
+    ):
+        img.get_fdata()

@@ -54,6 +54,11 @@ __all__ = [
 
 #: Uncompressed bytes between two checkpoints of a :class:`GzipIndex`.
 DEFAULT_CHECKPOINT_SPACING = 1 << 20
+#: Decompressed bytes a :class:`GzipIndex` keeps from the last read (read-ahead included).
+DEFAULT_WINDOW_BYTES = 4 << 20
+#: Bytes decompressed beyond a read into the index's window, so the data that follows (the next
+#: volume of a 4D image, say) is served from memory.
+READ_AHEAD_BYTES = 1 << 20
 
 _INPUT_CHUNK = 64 * 1024  # compressed bytes fed per call: small keeps unconsumed_tail cheap
 _OUTPUT_CHUNK = 256 * 1024  # largest intermediate bytes object a streaming read makes
@@ -238,10 +243,17 @@ class GzipIndex:
         Uncompressed bytes between checkpoints.
     """
 
-    def __init__(self, spacing: int = DEFAULT_CHECKPOINT_SPACING) -> None:
+    def __init__(
+        self, spacing: int = DEFAULT_CHECKPOINT_SPACING, window: int = DEFAULT_WINDOW_BYTES
+    ) -> None:
         if spacing <= 0:
             raise ValueError(f"checkpoint spacing is {spacing}, expected a positive byte count")
         self.spacing = int(spacing)
+        self.window = int(window)
+        self._recent = (
+            b""  # the last decompressed bytes (with read-ahead), kept for the next reader
+        )
+        self._recent_start = 0
         self._lock = threading.Lock()
         self._points: list[_Checkpoint] = []
         self._positions: list[int] = []
@@ -253,8 +265,25 @@ class GzipIndex:
     def __len__(self) -> int:
         return len(self._points)
 
-    def __reduce__(self) -> tuple[type[GzipIndex], tuple[int]]:
-        return (type(self), (self.spacing,))
+    def __reduce__(self) -> tuple[type[GzipIndex], tuple[int, int]]:
+        return (type(self), (self.spacing, self.window))
+
+    def remember_recent(self, start: int, data: bytes) -> None:
+        """Keep ``data`` (decompressed bytes from ``start``), at most the last ``window`` bytes of it."""
+        if len(data) > self.window:
+            start, data = start + len(data) - self.window, data[-self.window :]
+        with self._lock:
+            self._recent_start, self._recent = start, data
+
+    def copy_recent(self, position: int, dest: memoryview) -> int:
+        """Copy what the kept bytes hold from ``position`` into ``dest``; the count (0 if none)."""
+        with self._lock:
+            offset = position - self._recent_start
+            if not 0 <= offset < len(self._recent):
+                return 0
+            count = min(dest.nbytes, len(self._recent) - offset)
+            dest[:count] = self._recent[offset : offset + count]
+            return count
 
     def bind(self, identity: tuple[int, ...] | None) -> None:
         """Tie the index to a file identity, emptying it if it indexed another."""
@@ -263,6 +292,7 @@ class GzipIndex:
                 self._points.clear()
                 self._positions.clear()
                 self._resume = None
+                self._recent = b""
                 self.uncompressed_size = None
                 self._identity = identity
 
@@ -394,11 +424,19 @@ class GzipReader(io.RawIOBase):
         return target
 
     def readinto(self, buffer: Any) -> int:
-        """Read up to ``len(buffer)`` bytes into ``buffer``; fewer only at the end."""
+        """Read up to ``len(buffer)`` bytes into ``buffer``; fewer only at the end.
+
+        Bytes the index still holds from an earlier read come from memory; what is decompressed is
+        followed by a read-ahead of :data:`READ_AHEAD_BYTES` kept in the index for the next read.
+        """
         self._check_open()
         dest = memoryview(buffer).cast("B")
-        self._move_to(self._target)
-        filled = 0
+        filled = self._index.copy_recent(self._target, dest) if self._index is not None else 0
+        self._target += filled
+        if filled == dest.nbytes:
+            return filled
+        start = self._target
+        self._move_to(start)
         while filled < dest.nbytes:
             chunk = self._next_chunk(min(dest.nbytes - filled, _OUTPUT_CHUNK))
             if not chunk:
@@ -406,6 +444,15 @@ class GzipReader(io.RawIOBase):
             dest[filled : filled + len(chunk)] = chunk
             filled += len(chunk)
         self._target = self._out_pos
+        if self._index is not None:
+            ahead = [bytes(dest[max(0, filled - self._index.window) : filled])]
+            ahead_start = self._out_pos - len(ahead[0])
+            while sum(map(len, ahead)) - len(ahead[0]) < READ_AHEAD_BYTES:
+                chunk = self._next_chunk(_OUTPUT_CHUNK)
+                if not chunk:
+                    break
+                ahead.append(chunk)
+            self._index.remember_recent(ahead_start, b"".join(ahead))
         return filled
 
     def read(self, size: int | None = -1) -> bytes:

@@ -347,3 +347,24 @@ def test_a_closed_reader_leaves_a_resume_point(truth):
     with GzipReader(third, index=index) as reader:
         reader.seek(10)  # before the resume point: from the start again, still correct
         assert reader.read(100) == truth[10:110]
+
+
+def test_read_ahead_serves_the_next_read_from_memory(truth):
+    data = gzip.compress(truth, 1)
+    index = GzipIndex(spacing=1 << 30)
+    with GzipReader(CountingFile(data), index=index) as reader:
+        reader.seek(100_000)
+        assert reader.read(1000) == truth[100_000:101_000]  # read() does no read-ahead
+        out = bytearray(5000)
+        assert reader.readinto(out) == 5000 and bytes(out) == truth[101_000:106_000]
+    following = CountingFile(data)
+    with GzipReader(following, index=index) as reader:
+        reader.seek(106_000)
+        out = bytearray(20_000)
+        assert reader.readinto(out) == 20_000
+        assert bytes(out) == truth[106_000:126_000]
+    assert following.count == 0, "the bytes after the last read come from the index's window"
+    with GzipReader(CountingFile(data), index=index) as reader:
+        reader.seek(len(truth) - 10)
+        out = bytearray(50)
+        assert reader.readinto(out) == 10 and bytes(out[:10]) == truth[-10:]

@@ -211,18 +211,24 @@ def _scale_range(src: np.ndarray, plan: ScalePlan, dst: np.ndarray) -> None:
 
 
 def _scale_block(src: np.ndarray, plan: ScalePlan, targets: list[np.ndarray]) -> None:
-    """One block: arithmetic into the first target (work dtype), then each cast into the next."""
-    current = src
-    for index, target in enumerate(targets):
-        if index == 0 and plan.work_dtype is not None:
-            if plan.slope is not None:
-                np.multiply(current, plan.slope, out=target, casting="unsafe")
-            else:
-                np.copyto(target, current, casting="unsafe")
-            if plan.inter is not None:
-                np.add(target, plan.inter, out=target)
-        else:
-            np.copyto(target, current, casting="unsafe")
+    """One block: arithmetic in the work dtype, then each cast into the next target.
+
+    The last arithmetic operation writes straight into the first cast's target: numpy computes it in
+    ``dtype=work_dtype`` and casts on output, which rounds exactly as a separate cast would.
+    """
+    current, first_cast = src, 0
+    if plan.work_dtype is not None:
+        work = plan.work_dtype
+        ops = [(np.multiply, plan.slope)] if plan.slope is not None else []
+        ops += [(np.add, plan.inter)] if plan.inter is not None else []
+        last = targets[1] if len(targets) > 1 else targets[0]
+        for index, (op, factor) in enumerate(ops):
+            out = last if index == len(ops) - 1 else targets[0]
+            op(current, factor, out=out, dtype=work, casting="unsafe")
+            current = out
+        first_cast = 2 if last is not targets[0] else 1
+    for target in targets[first_cast:]:
+        np.copyto(target, current, casting="unsafe")
         current = target
 
 

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 import gpuimg
-from gpuimg.errors import CompressedStreamError, HeaderError, ImageFileError, TruncatedDataError
+from gpuimg.errors import (
+    CompressedStreamError,
+    HeaderDataError,
+    HeaderError,
+    ImageFileError,
+    TruncatedDataError,
+)
 
 nib = pytest.importorskip("nibabel")
 
@@ -23,7 +29,7 @@ def _nifti(tmp_path, name="img.nii", shape=(4, 5, 6), dtype=np.int16):
 
 def _patch(path, offset, fmt, value):
     raw = bytearray(path.read_bytes())
-    struct.pack_into(fmt, raw, offset, value)
+    struct.pack_into(fmt, raw, offset, *(value if isinstance(value, tuple) else (value,)))
     path.write_bytes(bytes(raw))
 
 
@@ -183,3 +189,10 @@ def test_complex_data_cannot_be_saved_as_integers(tmp_path):
     img.set_data_dtype(np.int16)
     with pytest.raises(ImageFileError, match="complex"):
         img.to_filename(tmp_path / "c.nii")
+
+
+def test_finite_slope_with_a_non_finite_intercept(tmp_path):
+    path = _nifti(tmp_path)
+    _patch(path, 112, "<ff", (2.0, float("nan")))
+    with pytest.raises(HeaderDataError, match=re.escape(str(path)) + ".*scl_inter.*nan"):
+        gpuimg.load(path)

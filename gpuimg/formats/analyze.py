@@ -11,7 +11,7 @@ import numpy as np
 from gpuimg import device as device_seam
 from gpuimg.arrayproxy import is_proxy
 from gpuimg.arraywriter import choose_scaling, write_array
-from gpuimg.errors import ImageFileError
+from gpuimg.errors import HeaderDataError, ImageFileError
 from gpuimg.headers.analyze import AnalyzeHeader
 from gpuimg.headers.spm import Spm2AnalyzeHeader, SpmAnalyzeHeader
 from gpuimg.images.fileholders import FileHolder
@@ -60,9 +60,12 @@ class AnalyzeImage(SpatialImage):
                     f"{img_fh.filename}: cannot open image data: {error}"
                 ) from error
             header.validate(img_fh.filename, file_size=available)
-        data = cls.ImageArrayProxy(
-            img_fh.file_like, header.copy(), mmap=mmap, keep_file_open=keep_file_open
-        )
+        try:
+            data = cls.ImageArrayProxy(
+                img_fh.file_like, header.copy(), mmap=mmap, keep_file_open=keep_file_open
+            )
+        except HeaderDataError as error:  # inconsistent scale factors: say which file has them
+            raise HeaderDataError(f"{hdr_fh.filename or '<fileobj>'}: {error}") from error
         img = cls(data, None, header, file_map=file_map)
         img._affine = header.get_best_affine()
         return img

@@ -25,7 +25,7 @@ from gpuimg.errors import TruncatedDataError
 from gpuimg.gpuread import read_to_device
 from gpuimg.io.buffers import default_pool
 from gpuimg.io.handles import FileHandle
-from gpuimg.io.openers import is_gzip_path, open_sequential
+from gpuimg.io.openers import gzip_uncompressed_size, is_gzip_path, open_sequential
 from gpuimg.io.slicing import ReadPlan, canonical_slicer, plan_read, read_plan_into
 from gpuimg.scaling import ScalePlan, apply_scaling, plan_scaling, scale_into
 
@@ -96,6 +96,7 @@ class ArrayProxy:
         self._inter = 0.0 if inter is None else float(inter)
         self._file_like = file_like
         self._handle = FileHandle(file_like, keep_file_open=self._keep_file_open)
+        self._gzip_size_checked = False
 
     # -- the proxy protocol -------------------------------------------------------------------------
     is_proxy = True
@@ -165,6 +166,7 @@ class ArrayProxy:
 
     def get_unscaled(self) -> np.ndarray:
         """Read the whole array in its on-disk dtype, without scaling."""
+        self._check_gzip_holds_data()
         return self._read_whole_raw()
 
     def get_scaled(self, dtype=None, slicer=()) -> np.ndarray:
@@ -178,6 +180,7 @@ class ArrayProxy:
             Any basic numpy index; the default reads everything.
         """
         plan = self.scale_plan(dtype)
+        self._check_gzip_holds_data()
         if _selects_everything(slicer, self._shape):
             if plan.is_identity:
                 return self._read_whole_raw()
@@ -303,12 +306,40 @@ class ArrayProxy:
         Raw on-disk bytes are read into pinned host buffers, copied to the device, and scaled there; see
         :mod:`gpuimg.gpuread`.
         """
+        self._check_gzip_holds_data()
         # A whole-array read streams forward; a slice seeks, and keeps the gzip index for the next one.
         opener = self._open_whole if _selects_everything(slicer, self._shape) else self._handle.open
         with _ProxyRawSource(self, self.read_plan(slicer), opener) as source:
             return read_to_device(source, self.scale_plan(dtype), device=device, name=self.name)
 
     # -- internals ----------------------------------------------------------------------------------
+    def _check_gzip_holds_data(self) -> None:
+        """Before allocating for a gzip file, make sure it holds the data its header promises.
+
+        The gzip trailer (ISIZE, the last member's size modulo 2**32) settles it for ordinary files. When
+        it disagrees (several members, or a header claiming data that is not there), the stream is
+        counted once, in a small buffer, so a hostile header never makes gpuimg allocate what the file
+        cannot fill.
+        """
+        if self._gzip_size_checked or not (
+            self.is_compressed and isinstance(self._file_like, (str, os.PathLike))
+        ):
+            return
+        end = self._offset + self._data_nbytes()
+        hint = gzip_uncompressed_size(self._file_like)
+        if not (hint >= end or hint == end % 2**32):
+            found = 0
+            with (
+                open_sequential(self._file_like, name=self.name) as stream,
+                default_pool.borrow(PIPELINE_CHUNK_BYTES) as scratch,
+            ):
+                while found < end:
+                    count = stream.readinto(scratch)
+                    if not count:
+                        raise self._truncated(max(found - self._offset, 0))
+                    found += count
+        self._gzip_size_checked = True
+
     def _data_nbytes(self) -> int:
         return int(np.prod(self._shape, dtype=object)) * self._dtype.itemsize
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import re
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -196,3 +197,35 @@ def test_finite_slope_with_a_non_finite_intercept(tmp_path):
     _patch(path, 112, "<ff", (2.0, float("nan")))
     with pytest.raises(HeaderDataError, match=re.escape(str(path)) + ".*scl_inter.*nan"):
         gpuimg.load(path)
+
+
+def test_gzip_header_promising_more_than_the_stream_holds_allocates_nothing_big(tmp_path):
+    """The header claims 2000x more data than the .nii.gz holds (within what deflate could expand to)."""
+    path = _nifti(tmp_path, "img.nii")
+    _patch(path, 42, "<hhh", (400, 500, 100))  # 40 MB of int16, in a file of a few hundred bytes
+    gz_path = tmp_path / "liar.nii.gz"
+    # Incompressible padding makes the .gz big enough for deflate's 1032:1 bound to allow the claim.
+    noise = np.random.default_rng(0).integers(0, 256, 60_000, dtype=np.uint8).tobytes()
+    gz_path.write_bytes(gzip.compress(path.read_bytes() + noise, 9))
+    img = gpuimg.load(gz_path)
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            TruncatedDataError, match=re.escape(str(gz_path)) + ".*expected 40000000"
+        ):
+            img.get_fdata(dtype=np.float32)
+        with pytest.raises(TruncatedDataError, match=re.escape(str(gz_path))):
+            np.asarray(img.dataobj[..., 3])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8_000_000
+
+
+def test_multi_member_gzip_still_reads(tmp_path):
+    path = _nifti(tmp_path, "img.nii", shape=(20, 30, 40))
+    content = path.read_bytes()
+    gz_path = tmp_path / "members.nii.gz"
+    half = len(content) // 2
+    gz_path.write_bytes(gzip.compress(content[:half]) + gzip.compress(content[half:]))
+    np.testing.assert_array_equal(gpuimg.load(gz_path).get_fdata(), nib.load(path).get_fdata())

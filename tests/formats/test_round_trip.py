@@ -100,3 +100,18 @@ def test_extensions_survive_a_round_trip(tmp_path):
     assert len(ext) == 1
     assert ext[0].get_code() == 6
     assert ext[0].get_content().rstrip(b"\0") == b"a comment for the ages"
+
+
+@pytest.mark.parametrize("dtype", ["u1", "i2", "f4"])
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
+def test_plain_analyze_pair_loads_as_nibabel_loads_it(tmp_path, dtype, gz):
+    """A pair written as plain Analyze 7.5 (no SPM fields) loads as nibabel's SPM2 variant does."""
+    data = random_data(np.dtype(dtype), (4, 5, 3), seed=5)
+    path = tmp_path / f"plain.img{'.gz' if gz else ''}"
+    nib.save(nib.AnalyzeImage(data, np.diag([-2.0, 3.0, 1.5, 1.0])), path)
+    theirs = nib.load(path)
+    ours = gpuimg.load(path)
+    assert type(ours).__name__ == type(theirs).__name__ == "Spm2AnalyzeImage"
+    np.testing.assert_array_equal(ours.affine, theirs.affine)
+    np.testing.assert_array_equal(ours.get_fdata(), theirs.get_fdata())
+    np.testing.assert_array_equal(np.asanyarray(ours.dataobj), np.asanyarray(theirs.dataobj))

@@ -321,9 +321,7 @@ class ArrayProxy:
         counted once, in a small buffer, so a hostile header never makes gpuimg allocate what the file
         cannot fill.
         """
-        if self._gzip_size_checked or not (
-            self.is_compressed and isinstance(self._file_like, (str, os.PathLike))
-        ):
+        if self._gzip_size_checked or not self.is_compressed:
             return
         end = self._offset + self._data_nbytes()
         hint = gzip_uncompressed_size(self._file_like)
@@ -372,7 +370,7 @@ class ArrayProxy:
         A gzip path gets the fastest streaming reader (no seek index is needed to read everything);
         anything else goes through the proxy's file handle.
         """
-        if self.is_compressed and isinstance(self._file_like, (str, os.PathLike)):
+        if self.is_compressed:
             return open_sequential(self._file_like, name=self.name)
         return self._handle.open()
 

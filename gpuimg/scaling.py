@@ -141,12 +141,6 @@ def plan_scaling(
     )
 
 
-def _flat_view(array: np.ndarray) -> np.ndarray:
-    """A 1-D view of a contiguous array in its memory order (no copy)."""
-    order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
-    return array.reshape(-1, order=order)
-
-
 def scale_into(
     raw: np.ndarray, plan: ScalePlan, out: np.ndarray, *, threads: int | None = None
 ) -> np.ndarray:
@@ -174,15 +168,10 @@ def scale_into(
         raise ValueError("out must be a writeable C- or Fortran-contiguous array")
     if out.dtype != plan.out_dtype:
         raise ValueError(f"out has dtype {out.dtype}, the plan produces {plan.out_dtype}")
-    same_layout = (raw.flags.f_contiguous and out.flags.f_contiguous) or (
-        raw.flags.c_contiguous and out.flags.c_contiguous
-    )
-    if not same_layout:
-        raw = np.asarray(raw, order="F" if out.flags.f_contiguous else "C")
-    if raw.flags.f_contiguous and out.flags.f_contiguous:
-        src, dst = raw.reshape(-1, order="F"), out.reshape(-1, order="F")
-    else:
-        src, dst = _flat_view(raw), _flat_view(out)
+    # Walk both arrays in out's memory order; raw is copied only when it is not laid out that way.
+    order = "F" if _is_fortran(out) else "C"
+    src = np.asarray(raw, order=order).reshape(-1, order=order)
+    dst = out.reshape(-1, order=order)
     workers = settings.threads if threads is None else threads
     if workers > 1 and src.size >= PARALLEL_MIN_ELEMENTS:
         # numpy releases the GIL inside ufunc loops, so block ranges scale in parallel.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from gpuimg.errors import ImageFileError
-from gpuimg.formats.analyze import Spm2AnalyzeImage
+from gpuimg.formats.analyze import AnalyzeImage, Spm2AnalyzeImage
 from gpuimg.formats.nifti1 import Nifti1Image, Nifti1Pair
 from gpuimg.formats.nifti2 import Nifti2Image, Nifti2Pair
 
@@ -75,7 +75,8 @@ def save(img, filename: str | os.PathLike, **kwargs) -> None:
         raise ImageFileError(
             f"{name}: cannot save to extension {ext!r}, expected .nii, .hdr or .img"
         )
-    if isinstance(img, Spm2AnalyzeImage) and not isinstance(img, Nifti1Pair) and ext != ".nii":
+    if isinstance(img, AnalyzeImage) and not isinstance(img, Nifti1Pair) and ext != ".nii":
+        # Analyze and its SPM variants keep their class in a .hdr/.img pair, as nibabel keeps them.
         img.to_filename(name, **kwargs)
         return
     version = 2 if isinstance(img, (Nifti2Image, Nifti2Pair)) else 1

@@ -115,3 +115,13 @@ def test_plain_analyze_pair_loads_as_nibabel_loads_it(tmp_path, dtype, gz):
     np.testing.assert_array_equal(ours.affine, theirs.affine)
     np.testing.assert_array_equal(ours.get_fdata(), theirs.get_fdata())
     np.testing.assert_array_equal(np.asanyarray(ours.dataobj), np.asanyarray(theirs.dataobj))
+
+
+@pytest.mark.parametrize(
+    "cls", [gpuimg.AnalyzeImage, gpuimg.Spm99AnalyzeImage, gpuimg.Spm2AnalyzeImage]
+)
+def test_save_keeps_analyze_classes_in_a_pair(tmp_path, cls):
+    img = cls(np.arange(24, dtype=np.int16).reshape(2, 3, 4), np.diag([2.0, 3.0, 4.0, 1.0]))
+    gpuimg.save(img, tmp_path / "analyze.img")
+    assert type(nib.load(tmp_path / "analyze.hdr")).__name__ == "Spm2AnalyzeImage", "saved as NIfTI"
+    assert isinstance(gpuimg.load(tmp_path / "analyze.img"), gpuimg.Spm2AnalyzeImage)

@@ -471,7 +471,7 @@ class _HostFiller:
 def _read_scaled_into(proxy: Any, slicer: tuple, plan: ScalePlan, out: np.ndarray) -> None:
     """Read ``proxy[slicer]`` scaled by ``plan`` into ``out`` (any strides), staging raw bytes."""
     read = proxy.read_plan(slicer)
-    if plan.is_identity and tuple(read.raw_shape) == out.shape and out.flags.f_contiguous:
+    if plan.is_identity and read.direct and out.flags.f_contiguous:
         # The raw block is the result: read it straight into place.
         proxy.read_raw_into(read, memoryview(out.reshape(-1, order="F").view(np.uint8)))
         return

@@ -15,12 +15,13 @@ data. Scaled reads go through :mod:`gpuimg.scaling` in blocks, writing straight 
 from __future__ import annotations
 
 import os
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, closing
 from typing import Any
 
 import numpy as np
 
-from gpuimg.config import executor, settings
+from gpuimg.config import claim_helpers, executor, settings
 from gpuimg.errors import TruncatedDataError
 from gpuimg.gpuread import read_to_device
 from gpuimg.io.buffers import default_pool
@@ -191,10 +192,12 @@ class ArrayProxy:
     def read_scaled_into(self, out: np.ndarray, dtype=None) -> np.ndarray:
         """Read the whole array scaled to ``dtype`` straight into ``out`` (e.g. a slot of a batch).
 
-        An uncompressed file is cut into chunks that ``gpuimg.config.settings.threads`` threads read and
-        scale independently. A gzip stream (or a file object) is read sequentially: reading chunk k+1
-        (decompression, which releases the GIL) runs on a worker thread while this thread scales chunk k.
-        Chunks live in pooled, reused staging buffers, so nothing but ``out`` is allocated.
+        An uncompressed file is cut into chunks that up to ``gpuimg.config.settings.threads`` threads read
+        and scale independently. A gzip stream (or a file object) is read sequentially: when a core is
+        free, reading chunk k+1 (decompression, which releases the GIL) runs on a helper thread while
+        this thread scales chunk k. Reads running at the same time share the thread budget (see
+        :func:`gpuimg.config.claim_helpers`). Chunks live in pooled, reused staging buffers, so nothing
+        but ``out`` is allocated.
 
         Parameters
         ----------
@@ -232,22 +235,22 @@ class ArrayProxy:
     def _scale_in_parallel(self, plan: ScalePlan, flat_out: np.ndarray) -> None:
         """Uncompressed file: each thread reads (``preadv``, no shared file position) and scales its chunks."""
         starts = self._chunk_starts()
-        workers = max(1, min(settings.threads, len(starts)))
-        fd = os.open(self._file_like, os.O_RDONLY)
-        try:
-            shares = [starts[k::workers] for k in range(workers)]
-            chunk = starts.step
-            jobs = [
-                executor().submit(self._read_and_scale, fd, share, chunk, plan, flat_out)
-                for share in shares[1:]
-            ]
+        with claim_helpers(min(settings.threads, len(starts)) - 1) as helpers:
+            fd = os.open(self._file_like, os.O_RDONLY)
             try:
-                self._read_and_scale(fd, shares[0], chunk, plan, flat_out)
+                shares = [starts[k :: 1 + helpers] for k in range(1 + helpers)]
+                chunk = starts.step
+                jobs = [
+                    executor().submit(self._read_and_scale, fd, share, chunk, plan, flat_out)
+                    for share in shares[1:]
+                ]
+                try:
+                    self._read_and_scale(fd, shares[0], chunk, plan, flat_out)
+                finally:
+                    for job in jobs:
+                        job.result()
             finally:
-                for job in jobs:
-                    job.result()
-        finally:
-            os.close(fd)
+                os.close(fd)
 
     def _read_and_scale(
         self, fd: int, starts: range, chunk: int, plan: ScalePlan, flat_out: np.ndarray
@@ -269,31 +272,50 @@ class ArrayProxy:
                 scale_into(raw, plan, flat_out[first : first + raw.size], threads=1)
 
     def _scale_pipelined(self, plan: ScalePlan, flat_out: np.ndarray) -> None:
-        """Sequential stream (gzip, file objects): read chunk k+1 on a worker while scaling chunk k."""
+        """Sequential stream (gzip, file objects): read chunk by chunk and scale each into place."""
         starts = self._chunk_starts()
-        chunk, total, itemsize = starts.step, self._data_nbytes(), self._dtype.itemsize
-        pool = executor()
-        with default_pool.borrow(2 * min(chunk, total)) as staging, self._open_whole() as fileobj:
-            halves = (staging[: min(chunk, total)], staging[min(chunk, total) :])
-            plan_all = self.read_plan()
+        itemsize = self._dtype.itemsize
+        with (
+            claim_helpers(1) as helpers,
+            default_pool.borrow(2 * min(starts.step, self._data_nbytes())) as staging,
+            self._open_whole() as fileobj,
+            closing(self._read_chunks(fileobj, starts, staging, helpers)) as chunks,
+        ):
+            for start, raw in zip(starts, chunks, strict=True):
+                first = start // itemsize
+                scale_into(raw, plan, flat_out[first : first + raw.size], threads=1)
+            self._finish_stream(fileobj)
 
-            def fill(index: int) -> np.ndarray:
-                start = starts[index]
-                target = halves[index % 2][: min(chunk, total - start)]
-                read_plan_into(fileobj, plan_all, memoryview(target), start=start, name=self.name)
-                return target
+    def _read_chunks(
+        self, fileobj, starts: range, staging: np.ndarray, helpers: int
+    ) -> Iterator[np.ndarray]:
+        """Yield the raw chunks at ``starts``, read alternately into the two halves of ``staging``.
 
-            pending = pool.submit(fill, 0)
-            try:
-                for index, start in enumerate(starts):
-                    raw = pending.result().view(self._dtype)
-                    pending = pool.submit(fill, index + 1) if index + 1 < len(starts) else None
-                    first = start // itemsize
-                    scale_into(raw, plan, flat_out[first : first + raw.size], threads=1)
-                self._finish_stream(fileobj)
-            finally:
-                if pending is not None:
-                    pending.cancel() or pending.exception()
+        With a helper thread, chunk k+1 is read (decompression releases the GIL) while the consumer
+        scales chunk k; without one, each chunk is read when asked for.
+        """
+        chunk, total = starts.step, self._data_nbytes()
+        halves = (staging[: min(chunk, total)], staging[min(chunk, total) :])
+        plan = self.read_plan()
+
+        def fill(index: int) -> np.ndarray:
+            start = starts[index]
+            target = halves[index % 2][: min(chunk, total - start)]
+            read_plan_into(fileobj, plan, memoryview(target), start=start, name=self.name)
+            return target.view(self._dtype)
+
+        if not helpers:
+            yield from map(fill, range(len(starts)))
+            return
+        pending = executor().submit(fill, 0)
+        try:
+            for index in range(len(starts)):
+                ready = pending.result()
+                pending = executor().submit(fill, index + 1) if index + 1 < len(starts) else None
+                yield ready
+        finally:
+            if pending is not None:
+                pending.cancel() or pending.exception()
 
     def read_raw_into(self, plan: ReadPlan, out: memoryview, start: int = 0) -> None:
         """Fill ``out`` with bytes ``[start, start + len(out))`` of the raw block that ``plan`` reads."""

@@ -35,6 +35,8 @@ class Settings:
 settings = Settings()
 _executor_lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
+_busy_lock = threading.Lock()
+_busy_threads = 0
 
 
 @contextmanager
@@ -54,6 +56,31 @@ def configure(**changes) -> Iterator[Settings]:
     finally:
         for name, value in before.items():
             setattr(settings, name, value)
+
+
+@contextmanager
+def claim_helpers(wanted: int) -> Iterator[int]:
+    """Claim up to ``wanted`` helper threads for one read, within ``settings.threads`` in all.
+
+    The calling thread counts as busy for the duration, and so does every helper granted, so reads
+    running at the same time (user threads, the loader's workers) share the budget instead of each
+    starting helpers of its own: one read alone gets the free cores; two reads on two cores get none,
+    and each runs on its own thread, which is faster than four threads contending for two cores.
+
+    Yields
+    ------
+    int
+        The number of helpers granted (0 to ``wanted``); submit that many jobs to :func:`executor`.
+    """
+    global _busy_threads
+    with _busy_lock:
+        granted = max(0, min(wanted, settings.threads - _busy_threads - 1))
+        _busy_threads += 1 + granted
+    try:
+        yield granted
+    finally:
+        with _busy_lock:
+            _busy_threads -= 1 + granted
 
 
 def executor() -> ThreadPoolExecutor:

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import io
+import math
 import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gpuimg.errors import HeaderDataError
-from gpuimg.scaling import BLOCK_ELEMENTS, apply_scaling, plan_scaling, scale_into
+from gpuimg.scaling import (
+    BLOCK_ELEMENTS,
+    apply_scaling,
+    equivalent_narrow_plan,
+    plan_scaling,
+    scale_into,
+)
 
 nib_arrayproxy = pytest.importorskip("nibabel.arrayproxy")
 
@@ -141,3 +150,81 @@ def test_out_must_be_contiguous_and_of_the_plan_dtype():
         scale_into(raw, plan, np.zeros((4, 10), np.float32)[:, :5])
     with pytest.raises(ValueError, match="plan produces float32"):
         scale_into(raw, plan, np.zeros((4, 5), np.float64))
+
+
+# -- float32 arithmetic where it is provably exact ---------------------------------------------------
+
+SMALL_INTS = ["<u1", "<i1", "<i2", ">i2", "<u2", ">u2"]
+SHORT_FACTORS = [
+    (1.25, -8.0),
+    (2.0, None),
+    (None, 0.5),
+    (0.5, -1024.0),
+    (-0.75, 100.25),
+    (2**-20, 3.0),
+]
+
+
+def _every_value(dtype: np.dtype) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return np.arange(info.min, info.max + 1).astype(dtype)
+
+
+def _wide_then_cast(raw: np.ndarray, slope, inter) -> np.ndarray:
+    """nibabel's way: float64 arithmetic, then one cast to float32."""
+    work = raw.astype(np.float64)
+    if slope is not None:
+        work = work * slope
+    if inter is not None:
+        work = work + inter
+    return work.astype(np.float32)
+
+
+@pytest.mark.parametrize("dtype", SMALL_INTS)
+@pytest.mark.parametrize(("slope", "inter"), SHORT_FACTORS)
+def test_float32_arithmetic_is_used_and_exact_on_every_value(dtype, slope, inter):
+    raw = _every_value(np.dtype(dtype))
+    plan = plan_scaling(raw.dtype, slope, inter, np.float32)
+    assert equivalent_narrow_plan(plan).work_dtype == np.float32
+    got = scale_into(raw, plan, np.empty(raw.shape, np.float32))
+    expected = _wide_then_cast(raw, slope, inter)
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "slope", "inter"),
+    [
+        ("<i2", 0.1, 0.0),  # 0.1 is not a float32
+        ("<i2", float(np.float32(0.1234567)), 0.0),  # 24-bit significand: products round
+        ("<u2", 257.0 / 256, 0.0),  # 9-bit significand times 16-bit data: 25 bits
+        ("<i2", 2.0**-20, 2.0**40),  # sums span 2**-20 to 2**40: more than 53 bits
+        ("<i4", 2.0, 1.0),  # 32-bit data
+    ],
+)
+def test_float64_is_kept_where_float32_could_round_differently(dtype, slope, inter):
+    plan = plan_scaling(np.dtype(dtype), slope, inter, np.float32)
+    assert equivalent_narrow_plan(plan) is plan
+
+
+def test_the_exactness_guard_matters():
+    """A slope the guard refuses really does give other values when computed in float32."""
+    raw = _every_value(np.dtype("<i2"))
+    slope = float(np.float32(0.1234567))
+    narrow = (raw.astype(np.float32) * np.float32(slope) + np.float32(3.3)).view(np.uint32)
+    wide = _wide_then_cast(raw, slope, float(np.float32(3.3))).view(np.uint32)
+    assert np.count_nonzero(narrow != wide) > 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    dtype=st.sampled_from(SMALL_INTS),
+    slope=st.tuples(st.integers(-300, 300), st.integers(-40, 20)),
+    inter=st.tuples(st.integers(-(2**24), 2**24), st.integers(-40, 40)),
+)
+def test_float32_arithmetic_is_chosen_only_when_exact(dtype, slope, inter):
+    slope_value, inter_value = math.ldexp(*slope), math.ldexp(*inter)
+    raw = _every_value(np.dtype(dtype))
+    plan = plan_scaling(raw.dtype, slope_value, inter_value, np.float32)
+    got = scale_into(raw, plan, np.empty(raw.shape, np.float32))
+    expected = _wide_then_cast(raw, plan.slope, plan.inter)
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))

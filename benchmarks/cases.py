@@ -75,19 +75,28 @@ def _dims(spec: VolumeSpec) -> str:
 def build_cases(sizes: Sizes, store: VolumeStore) -> list[Case]:
     """The rows for ``sizes``, with every file they read written to ``store``."""
     t1, fmri, seg = sizes.t1, sizes.fmri, sizes.seg
-    store.prepare([(t1, "nii"), (t1, "gz1"), (t1, "gz6"), (fmri, "gz1"), (seg, "gz1")])
+    t1_noisy = sizes.t1_noisy_background
+    store.prepare(
+        [(t1, "nii"), (t1, "gz1"), (t1, "gz6"), (t1_noisy, "gz1"), (fmri, "gz1"), (seg, "gz1")]
+    )
     t1_nii, t1_gz1, t1_gz6 = (store.path(t1, v) for v in ("nii", "gz1", "gz6"))
     fmri_gz, seg_gz = store.path(fmri, "gz1"), store.path(seg, "gz1")
     vol = sizes.fmri_volume
     f32 = np.float32
 
-    def fdata(key: str, label: str, path: Path, target: float) -> Case:
+    def fdata(key: str, label: str, path: Path, target: float | None) -> Case:
         op = functools.partial(_fdata, path, f32)
-        return Case(key, label, op, memory_path=path, target=target)
+        return Case(key, label, op, memory_path=path if target else None, target=target)
 
     return [
         fdata("t1_gz1_f32", f"T1 {_dims(t1)} .nii.gz (gzip 1) → float32", t1_gz1, 3.0),
         fdata("t1_gz6_f32", f"T1 {_dims(t1)} .nii.gz (gzip 6) → float32", t1_gz6, 3.0),
+        fdata(
+            "t1_noisy_gz1_f32",
+            f"T1 {_dims(t1)} .nii.gz (gzip 1), noisy background → float32",
+            store.path(t1_noisy, "gz1"),
+            None,
+        ),
         fdata("fmri_gz1_f32", f"fMRI {_dims(fmri)} .nii.gz → float32", fmri_gz, 3.0),
         fdata("t1_nii_f32", f"T1 {_dims(t1)} .nii → float32", t1_nii, 3.0),
         Case(

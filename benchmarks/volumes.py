@@ -1,7 +1,9 @@
 """Seeded, realistic benchmark volumes, written with nibabel and cached on disk.
 
-Every volume is a head model: a smooth random field plus noise inside a head-shaped mask (two
-deformed ellipsoids, scalp and brain), low background noise or zeros outside. Files are written with
+Every volume is a head model, as the fast-I/O issue specifies: a smooth random field plus noise inside a
+head-shaped mask (two deformed ellipsoids, scalp and brain), zeros outside. One extra T1 keeps low
+background noise outside the head, as unprocessed scans have (version 1 of the recipe made every T1 and
+fMRI volume that way); its row shows how much harder such files are for both libraries. Files are written with
 nibabel (the reference writer) as ``.nii`` and as ``.nii.gz`` at gzip level 1 (nibabel's default)
 and level 6, and cached under ``benchmarks/data/`` by a name that encodes the shape, the seed and
 :data:`GENERATOR_VERSION`, so a changed recipe never reuses stale files.
@@ -19,7 +21,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "data"
 
 #: file variant -> (extension, gzip level or None)
@@ -32,7 +34,7 @@ T1_SLOPE_INTER = (1.25, -8.0)
 class VolumeSpec:
     """One synthetic volume: its recipe (``kind``), shape, voxel size and seed."""
 
-    kind: str  # "t1", "fmri" or "seg"
+    kind: str  # "t1", "t1_noisy_background", "fmri" or "seg"
     shape: tuple[int, ...]
     zooms: tuple[float, ...]
     seed: int
@@ -54,6 +56,7 @@ class Sizes:
     """The volume set of one benchmark mode (full or quick)."""
 
     t1: VolumeSpec
+    t1_noisy_background: VolumeSpec
     fmri: VolumeSpec
     seg: VolumeSpec
     loader_shape: tuple[int, int, int]
@@ -63,6 +66,7 @@ class Sizes:
 
 FULL = Sizes(
     t1=VolumeSpec("t1", (256, 256, 256), (1.0, 1.0, 1.0), seed=1),
+    t1_noisy_background=VolumeSpec("t1_noisy_background", (256, 256, 256), (1.0, 1.0, 1.0), seed=1),
     fmri=VolumeSpec("fmri", (64, 64, 40, 300), (3.0, 3.0, 3.5, 2.0), seed=2),
     seg=VolumeSpec("seg", (192, 192, 192), (1.0, 1.0, 1.0), seed=3),
     loader_shape=(160, 192, 160),
@@ -71,6 +75,7 @@ FULL = Sizes(
 )
 QUICK = Sizes(
     t1=VolumeSpec("t1", (32, 32, 32), (1.0, 1.0, 1.0), seed=1),
+    t1_noisy_background=VolumeSpec("t1_noisy_background", (32, 32, 32), (1.0, 1.0, 1.0), seed=1),
     fmri=VolumeSpec("fmri", (16, 16, 8, 10), (3.0, 3.0, 3.5, 2.0), seed=2),
     seg=VolumeSpec("seg", (24, 24, 24), (1.0, 1.0, 1.0), seed=3),
     loader_shape=(16, 20, 16),
@@ -118,20 +123,31 @@ def _head_masks(shape: tuple[int, ...], field: np.ndarray) -> tuple[np.ndarray, 
     return head, brain
 
 
-def _anatomy(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """Raw T1-like intensities (float32): scalp, grey/white contrast, bias field, noise."""
+def _anatomy(
+    shape: tuple[int, ...], rng: np.random.Generator, *, noisy_background: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw T1-like intensities (float32) and the head mask.
+
+    Inside the head: scalp, grey/white contrast, bias field, noise. Outside: zeros, or with
+    ``noisy_background`` the low noise of an unprocessed scan (drawn first, as recipe version 1 did, so
+    the same seed gives version 1's volume).
+    """
     field, tissue, bias = (_smooth_field(shape, rng) for _ in range(3))
     head, brain = _head_masks(shape, field)
-    out = np.abs(rng.standard_normal(shape, dtype=np.float32)) * 6.0  # background noise
+    if noisy_background:
+        out = np.abs(rng.standard_normal(shape, dtype=np.float32)) * 6.0
+    else:
+        out = np.zeros(shape, dtype=np.float32)
     inside = rng.standard_normal(shape, dtype=np.float32) * 18.0
     inside += np.where(brain, 650.0 + 180.0 * np.tanh(4.0 * tissue), 350.0 + 80.0 * field)
     inside *= 1.0 + 0.1 * bias
     np.copyto(out, inside, where=head)
-    return out
+    return out, head
 
 
 def _t1_image(spec: VolumeSpec, rng: np.random.Generator) -> nib.Nifti1Image:
-    raw = np.rint(_anatomy(spec.shape, rng)).astype(np.int16)
+    anatomy, _ = _anatomy(spec.shape, rng, noisy_background=spec.kind == "t1_noisy_background")
+    raw = np.rint(anatomy).astype(np.int16)
     img = nib.Nifti1Image(raw, _affine(spec))
     img.header.set_slope_inter(*T1_SLOPE_INTER)
     return img
@@ -140,7 +156,8 @@ def _t1_image(spec: VolumeSpec, rng: np.random.Generator) -> nib.Nifti1Image:
 def _fmri_image(spec: VolumeSpec, rng: np.random.Generator) -> nib.Nifti1Image:
     """Unscaled int16 BOLD-like series: a fixed anatomy, slow drift, a blob that switches, noise."""
     space, nt = spec.shape[:3], spec.shape[3]
-    base = _anatomy(space, rng) * 1.6
+    anatomy, head = _anatomy(space, rng)
+    base = anatomy * 1.6
     blob = np.clip(_smooth_field(space, rng), 0.6, 1.0) - 0.6
     t = np.arange(nt)
     drift = 0.01 * np.sin(2 * np.pi * t / max(nt, 2))
@@ -149,7 +166,7 @@ def _fmri_image(spec: VolumeSpec, rng: np.random.Generator) -> nib.Nifti1Image:
     for i in range(nt):
         vol = base * np.float32(1 + drift[i]) + np.float32(60 * task[i]) * blob
         vol += rng.standard_normal(space, dtype=np.float32) * 12.0
-        out[..., i] = np.rint(vol)
+        out[..., i] = np.rint(np.where(head, vol, 0.0))
     return nib.Nifti1Image(out, _affine(spec))
 
 
@@ -166,7 +183,12 @@ def _seg_image(spec: VolumeSpec, rng: np.random.Generator) -> nib.Nifti1Image:
     return img
 
 
-_RECIPES = {"t1": _t1_image, "fmri": _fmri_image, "seg": _seg_image}
+_RECIPES = {
+    "t1": _t1_image,
+    "t1_noisy_background": _t1_image,
+    "fmri": _fmri_image,
+    "seg": _seg_image,
+}
 
 
 def _affine(spec: VolumeSpec) -> np.ndarray:

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ROW_KEYS = [
     "t1_gz1_f32",
     "t1_gz6_f32",
+    "t1_noisy_gz1_f32",
     "fmri_gz1_f32",
     "t1_nii_f32",
     "t1_nii_f64",

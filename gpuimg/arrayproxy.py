@@ -15,6 +15,8 @@ data. Scaled reads go through :mod:`gpuimg.scaling` in blocks, writing straight 
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, closing
 from typing import Any
@@ -33,6 +35,8 @@ from gpuimg.scaling import ScalePlan, apply_scaling, plan_scaling, scale_into
 #: Bytes read per step of a whole-array scaled read: small enough to stay in cache between the read and
 #: the scaling pass, large enough to amortise the per-chunk overhead.
 PIPELINE_CHUNK_BYTES = 1 << 20
+#: Chunks a helper thread may read ahead of the scaling thread in a sequential (gzip) read.
+READ_AHEAD_CHUNKS = 4
 
 _MMAP_MODES = {True: "c", False: None, "c": "c", "r": "r"}
 
@@ -273,49 +277,83 @@ class ArrayProxy:
 
     def _scale_pipelined(self, plan: ScalePlan, flat_out: np.ndarray) -> None:
         """Sequential stream (gzip, file objects): read chunk by chunk and scale each into place."""
-        starts = self._chunk_starts()
+        bounds = self._ramped_chunks()
         itemsize = self._dtype.itemsize
-        with (
-            claim_helpers(1) as helpers,
-            default_pool.borrow(2 * min(starts.step, self._data_nbytes())) as staging,
-            self._open_whole() as fileobj,
-            closing(self._read_chunks(fileobj, starts, staging, helpers)) as chunks,
-        ):
-            for start, raw in zip(starts, chunks, strict=True):
-                first = start // itemsize
-                scale_into(raw, plan, flat_out[first : first + raw.size], threads=1)
-            self._finish_stream(fileobj)
+        with claim_helpers(1) as helpers:
+            slots = READ_AHEAD_CHUNKS if helpers else 1
+            slot_bytes = max(stop - start for start, stop in bounds)
+            with (
+                default_pool.borrow(slots * slot_bytes) as staging,
+                self._open_whole() as fileobj,
+                closing(self._read_chunks(fileobj, bounds, staging, slots)) as chunks,
+            ):
+                for (start, _), raw in zip(bounds, chunks, strict=True):
+                    first = start // itemsize
+                    scale_into(raw, plan, flat_out[first : first + raw.size], threads=1)
+                self._finish_stream(fileobj)
+
+    def _ramped_chunks(self) -> list[tuple[int, int]]:
+        """``(start, stop)`` byte ranges of a sequential read: growing from 1/8 chunk to a whole one.
+
+        Small first chunks let scaling start soon after the read does; whole chunks keep the
+        per-chunk overhead small for the rest.
+        """
+        itemsize, total = self._dtype.itemsize, self._data_nbytes()
+        size = max(itemsize, PIPELINE_CHUNK_BYTES // 8 // itemsize * itemsize)
+        largest = max(itemsize, PIPELINE_CHUNK_BYTES // itemsize * itemsize)
+        bounds, start = [], 0
+        while start < total:
+            bounds.append((start, min(start + size, total)))
+            start, size = bounds[-1][1], min(2 * size, largest)
+        return bounds
 
     def _read_chunks(
-        self, fileobj, starts: range, staging: np.ndarray, helpers: int
+        self, fileobj, bounds: list[tuple[int, int]], staging: np.ndarray, slots: int
     ) -> Iterator[np.ndarray]:
-        """Yield the raw chunks at ``starts``, read alternately into the two halves of ``staging``.
+        """Yield the raw byte ranges ``bounds``, read into ``slots`` equal slots of ``staging`` in turn.
 
-        With a helper thread, chunk k+1 is read (decompression releases the GIL) while the consumer
-        scales chunk k; without one, each chunk is read when asked for.
+        With one slot, each chunk is read when asked for. With more, a helper thread reads ahead
+        (decompression releases the GIL) into every slot the consumer is not scaling from: where the
+        stream decompresses fast (runs of zeros, say) the reader gets ahead, and the consumer catches up
+        where it decompresses slowly. A slot is reused once the consumer asks for the next chunk.
         """
-        chunk, total = starts.step, self._data_nbytes()
-        halves = (staging[: min(chunk, total)], staging[min(chunk, total) :])
+        slot_bytes = staging.size // slots
+        views = [staging[k * slot_bytes : (k + 1) * slot_bytes] for k in range(slots)]
         plan = self.read_plan()
 
         def fill(index: int) -> np.ndarray:
-            start = starts[index]
-            target = halves[index % 2][: min(chunk, total - start)]
+            start, stop = bounds[index]
+            target = views[index % slots][: stop - start]
             read_plan_into(fileobj, plan, memoryview(target), start=start, name=self.name)
             return target.view(self._dtype)
 
-        if not helpers:
-            yield from map(fill, range(len(starts)))
+        if slots == 1:
+            yield from map(fill, range(len(bounds)))
             return
-        pending = executor().submit(fill, 0)
+        free, ready, stop = threading.Semaphore(slots), queue.SimpleQueue(), threading.Event()
+
+        def read_ahead() -> None:
+            try:
+                for index in range(len(bounds)):
+                    free.acquire()
+                    if stop.is_set():
+                        return
+                    ready.put(fill(index))
+            except BaseException as error:  # handed to the consumer, which raises it
+                ready.put(error)
+
+        reader = executor().submit(read_ahead)
         try:
-            for index in range(len(starts)):
-                ready = pending.result()
-                pending = executor().submit(fill, index + 1) if index + 1 < len(starts) else None
-                yield ready
+            for _ in bounds:
+                item = ready.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                free.release()
         finally:
-            if pending is not None:
-                pending.cancel() or pending.exception()
+            stop.set()
+            free.release()  # wakes a reader waiting for a slot, which then sees stop
+            reader.result()
 
     def read_raw_into(self, plan: ReadPlan, out: memoryview, start: int = 0) -> None:
         """Fill ``out`` with bytes ``[start, start + len(out))`` of the raw block that ``plan`` reads."""

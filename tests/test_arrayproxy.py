@@ -184,3 +184,67 @@ def test_a_file_truncated_mid_chunk_is_reported(tmp_path, monkeypatch):
         pytest.raises(gpuimg.TruncatedDataError, match=str(path)),
     ):
         img.get_fdata()
+
+
+@pytest.fixture
+def many_chunk_gz(tmp_path, monkeypatch):
+    """A gzip image read in many small chunks, with a helper thread reading ahead."""
+    monkeypatch.setattr(gpuimg.arrayproxy, "PIPELINE_CHUNK_BYTES", 4096)
+    path, _ = write_with_nibabel(
+        tmp_path, FORMATS[1], np.dtype("i2"), (40, 30, 20), big_endian=False, scaled=True, gz=True
+    )
+    return path
+
+
+def _no_gpuimg_work_left() -> None:
+    """Every staging buffer is back in the pool and no helper is still reading."""
+    assert gpuimg.io.buffers.default_pool.borrowed_bytes == 0
+    with gpuimg.config.configure(threads=2), gpuimg.config.claim_helpers(1) as helpers:
+        assert helpers == 1
+
+
+def test_a_read_error_in_the_read_ahead_thread_reaches_the_caller(many_chunk_gz, monkeypatch):
+    real = gpuimg.arrayproxy.read_plan_into
+    calls = []
+
+    def failing(fileobj, plan, out, start=0, *, name=None):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 5:
+            raise gpuimg.TruncatedDataError(f"{name}: injected failure")
+        return real(fileobj, plan, out, start=start, name=name)
+
+    monkeypatch.setattr(gpuimg.arrayproxy, "read_plan_into", failing)
+    with (
+        gpuimg.config.configure(threads=2),
+        pytest.raises(gpuimg.TruncatedDataError, match="injected failure"),
+    ):
+        gpuimg.load(many_chunk_gz).get_fdata(dtype=np.float32)
+    assert all(name.startswith("gpuimg") for name in calls)  # the helper did the reading
+    _no_gpuimg_work_left()
+
+
+def test_a_scaling_error_stops_the_read_ahead_thread(many_chunk_gz, monkeypatch):
+    real = gpuimg.arrayproxy.scale_into
+    scaled = []
+
+    def failing(raw, plan, out, *, threads=None):
+        scaled.append(raw.size)
+        if len(scaled) == 3:
+            raise MemoryError("injected")
+        return real(raw, plan, out, threads=threads)
+
+    monkeypatch.setattr(gpuimg.arrayproxy, "scale_into", failing)
+    with gpuimg.config.configure(threads=2), pytest.raises(MemoryError, match="injected"):
+        gpuimg.load(many_chunk_gz).get_fdata(dtype=np.float32)
+    _no_gpuimg_work_left()
+
+
+def test_sequential_reads_start_with_small_chunks(many_chunk_gz):
+    proxy = gpuimg.load(many_chunk_gz).dataobj
+    bounds = proxy._ramped_chunks()
+    sizes = [stop - start for start, stop in bounds]
+    assert sizes[:4] == [512, 1024, 2048, 4096]
+    assert max(sizes) == 4096
+    assert bounds[0][0] == 0
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
+    assert bounds[-1][1] == 40 * 30 * 20 * 2

@@ -15,10 +15,8 @@ data. Scaled reads go through :mod:`gpuimg.scaling` in blocks, writing straight 
 from __future__ import annotations
 
 import os
-import queue
 import threading
-from collections.abc import Iterator
-from contextlib import ExitStack, closing
+from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
@@ -279,17 +277,28 @@ class ArrayProxy:
         """Sequential stream (gzip, file objects): read chunk by chunk and scale each into place."""
         bounds = self._ramped_chunks()
         itemsize = self._dtype.itemsize
+        read_plan = self.read_plan()
         with claim_helpers(1) as helpers:
             slots = READ_AHEAD_CHUNKS if helpers else 1
             slot_bytes = max(stop - start for start, stop in bounds)
             with (
                 default_pool.borrow(slots * slot_bytes) as staging,
                 self._open_whole() as fileobj,
-                closing(self._read_chunks(fileobj, bounds, staging, slots)) as chunks,
             ):
-                for (start, _), raw in zip(bounds, chunks, strict=True):
-                    first = start // itemsize
+
+                def read(index: int, slot: int) -> np.ndarray:
+                    start, stop = bounds[index]
+                    target = staging[slot * slot_bytes : slot * slot_bytes + stop - start]
+                    read_plan_into(
+                        fileobj, read_plan, memoryview(target), start=start, name=self.name
+                    )
+                    return target.view(self._dtype)
+
+                def scale(index: int, raw: np.ndarray) -> None:
+                    first = bounds[index][0] // itemsize
                     scale_into(raw, plan, flat_out[first : first + raw.size], threads=1)
+
+                _ReadScalePipeline(read, scale, len(bounds), slots).run(helpers)
                 self._finish_stream(fileobj)
 
     def _ramped_chunks(self) -> list[tuple[int, int]]:
@@ -306,54 +315,6 @@ class ArrayProxy:
             bounds.append((start, min(start + size, total)))
             start, size = bounds[-1][1], min(2 * size, largest)
         return bounds
-
-    def _read_chunks(
-        self, fileobj, bounds: list[tuple[int, int]], staging: np.ndarray, slots: int
-    ) -> Iterator[np.ndarray]:
-        """Yield the raw byte ranges ``bounds``, read into ``slots`` equal slots of ``staging`` in turn.
-
-        With one slot, each chunk is read when asked for. With more, a helper thread reads ahead
-        (decompression releases the GIL) into every slot the consumer is not scaling from: where the
-        stream decompresses fast (runs of zeros, say) the reader gets ahead, and the consumer catches up
-        where it decompresses slowly. A slot is reused once the consumer asks for the next chunk.
-        """
-        slot_bytes = staging.size // slots
-        views = [staging[k * slot_bytes : (k + 1) * slot_bytes] for k in range(slots)]
-        plan = self.read_plan()
-
-        def fill(index: int) -> np.ndarray:
-            start, stop = bounds[index]
-            target = views[index % slots][: stop - start]
-            read_plan_into(fileobj, plan, memoryview(target), start=start, name=self.name)
-            return target.view(self._dtype)
-
-        if slots == 1:
-            yield from map(fill, range(len(bounds)))
-            return
-        free, ready, stop = threading.Semaphore(slots), queue.SimpleQueue(), threading.Event()
-
-        def read_ahead() -> None:
-            try:
-                for index in range(len(bounds)):
-                    free.acquire()
-                    if stop.is_set():
-                        return
-                    ready.put(fill(index))
-            except BaseException as error:  # handed to the consumer, which raises it
-                ready.put(error)
-
-        reader = executor().submit(read_ahead)
-        try:
-            for _ in bounds:
-                item = ready.get()
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-                free.release()
-        finally:
-            stop.set()
-            free.release()  # wakes a reader waiting for a slot, which then sees stop
-            reader.result()
 
     def read_raw_into(self, plan: ReadPlan, out: memoryview, start: int = 0) -> None:
         """Fill ``out`` with bytes ``[start, start + len(out))`` of the raw block that ``plan`` reads."""
@@ -448,6 +409,85 @@ class ArrayProxy:
 
     def _can_mmap(self) -> bool:
         return isinstance(self._file_like, (str, os.PathLike)) and not self.is_compressed
+
+
+class _ReadScalePipeline:
+    """Chunks of one sequential stream: read in order, one thread at a time; scaled by any thread.
+
+    Every thread (the caller and its helpers) loops: read the next chunk if no one is reading and a
+    staging slot is free (the stream is the bottleneck, so reading comes first), else scale a chunk
+    that is ready, else wait. While decompression is slow, one thread reads and the other scales;
+    where it is fast (runs of zeros), chunks pile up in the slots and both threads scale them, so
+    neither core idles and no backlog is left for the end.
+
+    Parameters
+    ----------
+    read : callable
+        ``read(index, slot)`` reads chunk ``index`` into staging slot ``slot`` and returns its raw values.
+    scale : callable
+        ``scale(index, raw)`` scales chunk ``index`` into place.
+    count : int
+        Number of chunks.
+    slots : int
+        Staging slots: how many chunks can be read and not yet scaled.
+    """
+
+    def __init__(self, read, scale, count: int, slots: int) -> None:
+        self._read, self._scale, self._count = read, scale, count
+        self._free_slots = list(range(slots))
+        self._ready: list[tuple[int, int, np.ndarray]] = []
+        self._next_read = 0
+        self._scaled = 0
+        self._reading = False
+        self._error: BaseException | None = None
+        self._changed = threading.Condition()
+
+    def run(self, helpers: int) -> None:
+        """Work on this thread and ``helpers`` pool threads until every chunk is scaled (or one fails)."""
+        jobs = [executor().submit(self._work) for _ in range(helpers)]
+        try:
+            self._work()
+        finally:
+            for job in jobs:
+                job.result()
+        if self._error is not None:
+            raise self._error
+
+    def _work(self) -> None:
+        while (task := self._next_task()) is not None:
+            try:
+                if task[0] == "read":
+                    _, index, slot = task
+                    raw = self._read(index, slot)
+                    with self._changed:
+                        self._ready.append((index, slot, raw))
+                        self._reading = False
+                        self._changed.notify_all()
+                else:
+                    _, index, slot, raw = task
+                    self._scale(index, raw)
+                    with self._changed:
+                        self._free_slots.append(slot)
+                        self._scaled += 1
+                        self._changed.notify_all()
+            except BaseException as error:  # raised again by run() on the calling thread
+                with self._changed:
+                    self._error = self._error or error
+                    self._changed.notify_all()
+                return
+
+    def _next_task(self) -> tuple | None:
+        with self._changed:
+            while True:
+                if self._error is not None or self._scaled == self._count:
+                    return None
+                if not self._reading and self._free_slots and self._next_read < self._count:
+                    self._reading = True
+                    self._next_read += 1
+                    return ("read", self._next_read - 1, self._free_slots.pop())
+                if self._ready:
+                    return ("scale", *self._ready.pop(0))
+                self._changed.wait()
 
 
 class _ProxyRawSource:

@@ -203,7 +203,7 @@ def _no_gpuimg_work_left() -> None:
         assert helpers == 1
 
 
-def test_a_read_error_in_the_read_ahead_thread_reaches_the_caller(many_chunk_gz, monkeypatch):
+def test_a_read_error_on_any_thread_reaches_the_caller(many_chunk_gz, monkeypatch):
     real = gpuimg.arrayproxy.read_plan_into
     calls = []
 
@@ -219,7 +219,7 @@ def test_a_read_error_in_the_read_ahead_thread_reaches_the_caller(many_chunk_gz,
         pytest.raises(gpuimg.TruncatedDataError, match="injected failure"),
     ):
         gpuimg.load(many_chunk_gz).get_fdata(dtype=np.float32)
-    assert all(name.startswith("gpuimg") for name in calls)  # the helper did the reading
+    assert len(calls) == 5  # nothing was read after the failure
     _no_gpuimg_work_left()
 
 

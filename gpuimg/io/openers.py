@@ -93,6 +93,18 @@ if gzip_ng is not None:
 _SEQUENTIAL_OPENERS["zlib"] = gzip.GzipFile
 
 
+#: The C readers isal's and zlib-ng's GzipFile classes are built on. Their ``readinto`` (through
+#: ``io.BufferedReader``, which hands large reads straight to it) decompresses into the caller's buffer;
+#: GzipFile's own ``readinto`` (io.BufferedIOBase's) reads a new bytes object and copies it. They are
+#: not public API, so each is used only where present, with the GzipFile class as the fallback.
+_DIRECT_READERS: dict[str, Callable[[BinaryIO, int], Any]] = {
+    name: reader
+    for name, module in (("isal", isal_zlib), ("zlib-ng", zlib_ng))
+    if (reader := getattr(module, "_GzipReader", None)) is not None
+}
+_DIRECT_READ_BUFFER = 512 * 1024  # compressed bytes per file read: what both GzipFile classes use
+
+
 def available_gzip_backends() -> tuple[str, ...]:
     """Names of the streaming gzip backends importable here, fastest first.
 
@@ -146,7 +158,12 @@ class SequentialGzipReader(io.RawIOBase):
     def __init__(self, path: str | os.PathLike[str], *, name: str | None = None) -> None:
         self.name = name or os.fspath(path)
         self._raw = open(path, "rb")  # noqa: SIM115 - closed in close()
-        self._reader = _SEQUENTIAL_OPENERS[get_gzip_backend()](fileobj=self._raw, mode="rb")
+        backend = get_gzip_backend()
+        if backend in _DIRECT_READERS:
+            direct = _DIRECT_READERS[backend](self._raw, _DIRECT_READ_BUFFER)
+            self._reader: IO[bytes] = io.BufferedReader(direct)
+        else:
+            self._reader = _SEQUENTIAL_OPENERS[backend](fileobj=self._raw, mode="rb")
 
     def readable(self) -> bool:
         return True

@@ -302,18 +302,26 @@ class ArrayProxy:
                 self._finish_stream(fileobj)
 
     def _ramped_chunks(self) -> list[tuple[int, int]]:
-        """``(start, stop)`` byte ranges of a sequential read: growing from 1/8 chunk to a whole one.
+        """``(start, stop)`` byte ranges of a sequential read: small at both ends, whole chunks between.
 
-        Small first chunks let scaling start soon after the read does; whole chunks keep the
-        per-chunk overhead small for the rest.
+        The first chunks grow from 1/8 chunk, so scaling starts soon after the read does; the last
+        whole chunk is cut in halves, so little is left to scale after the read ends; whole chunks
+        keep the per-chunk overhead small in between.
         """
         itemsize, total = self._dtype.itemsize, self._data_nbytes()
-        size = max(itemsize, PIPELINE_CHUNK_BYTES // 8 // itemsize * itemsize)
+        smallest = max(itemsize, PIPELINE_CHUNK_BYTES // 8 // itemsize * itemsize)
         largest = max(itemsize, PIPELINE_CHUNK_BYTES // itemsize * itemsize)
-        bounds, start = [], 0
+        bounds, start, size = [], 0, smallest
         while start < total:
             bounds.append((start, min(start + size, total)))
             start, size = bounds[-1][1], min(2 * size, largest)
+        if bounds:
+            start, stop = bounds.pop()
+            while stop - start > 2 * smallest:
+                half = (stop - start) // 2 // itemsize * itemsize
+                bounds.append((start, start + half))
+                start += half
+            bounds.append((start, stop))
         return bounds
 
     def read_raw_into(self, plan: ReadPlan, out: memoryview, start: int = 0) -> None:

@@ -239,12 +239,24 @@ def test_a_scaling_error_stops_the_read_ahead_thread(many_chunk_gz, monkeypatch)
     _no_gpuimg_work_left()
 
 
-def test_sequential_reads_start_with_small_chunks(many_chunk_gz):
+def test_sequential_reads_start_and_end_with_small_chunks(many_chunk_gz):
     proxy = gpuimg.load(many_chunk_gz).dataobj
     bounds = proxy._ramped_chunks()
     sizes = [stop - start for start, stop in bounds]
     assert sizes[:4] == [512, 1024, 2048, 4096]
     assert max(sizes) == 4096
+    assert sizes[-1] <= 2 * 512 and sizes[-2] <= 4 * 512
     assert bounds[0][0] == 0
     assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
     assert bounds[-1][1] == 40 * 30 * 20 * 2
+    assert all(size % 2 == 0 for size in sizes)  # whole int16 values
+
+
+@pytest.mark.parametrize("nbytes", [2, 6, 510, 512, 514, 1500, 4096, 4098, 40000])
+def test_chunk_bounds_cover_any_size(tmp_path, monkeypatch, nbytes):
+    monkeypatch.setattr(gpuimg.arrayproxy, "PIPELINE_CHUNK_BYTES", 4096)
+    proxy = ArrayProxy(tmp_path / "unused.nii", ((nbytes // 2,), "<i2", 0))
+    bounds = proxy._ramped_chunks()
+    assert bounds[0][0] == 0 and bounds[-1][1] == nbytes
+    assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(bounds, bounds[1:], strict=False))
+    assert all((stop - start) % 2 == 0 for start, stop in bounds)

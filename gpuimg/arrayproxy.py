@@ -196,8 +196,8 @@ class ArrayProxy:
 
         An uncompressed file is cut into chunks that up to ``gpuimg.config.settings.threads`` threads read
         and scale independently. A gzip stream (or a file object) is read sequentially: when a core is
-        free, reading chunk k+1 (decompression, which releases the GIL) runs on a helper thread while
-        this thread scales chunk k. Reads running at the same time share the thread budget (see
+        free, this thread and a helper share the work, one reading (decompression releases the GIL) while
+        the other scales chunks already read. Reads running at the same time share the thread budget (see
         :func:`gpuimg.config.claim_helpers`). Chunks live in pooled, reused staging buffers, so nothing
         but ``out`` is allocated.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 import gpuimg
 from gpuimg.arrayproxy import ArrayProxy
+from gpuimg.arrayproxy import _ReadScalePipeline as ReadScalePipeline
 from tests.oracle import FORMATS, write_with_nibabel
 
 nib = pytest.importorskip("nibabel")
@@ -260,3 +262,39 @@ def test_chunk_bounds_cover_any_size(tmp_path, monkeypatch, nbytes):
     assert bounds[0][0] == 0 and bounds[-1][1] == nbytes
     assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(bounds, bounds[1:], strict=False))
     assert all((stop - start) % 2 == 0 for start, stop in bounds)
+
+
+@pytest.mark.parametrize("helpers", [0, 1, 3])
+@pytest.mark.parametrize("slots", [1, 2, 4])
+def test_read_scale_pipeline_reads_in_order_and_never_overwrites_a_slot(helpers, slots):
+    """Reads run one at a time in chunk order; a slot is refilled only after its chunk was scaled."""
+    rng = np.random.default_rng(helpers * 10 + slots)
+    delays = rng.uniform(0, 0.002, size=(2, 40))
+    lock = threading.Lock()
+    reading, read_order, scaled, slot_holder = [0], [], [], {}
+
+    def read(index, slot):
+        with lock:
+            reading[0] += 1
+            assert reading[0] == 1, "two reads at once"
+            assert slot not in slot_holder, (
+                f"slot {slot} refilled before chunk {slot_holder.get(slot)} was scaled"
+            )
+            slot_holder[slot] = index
+            read_order.append(index)
+        time.sleep(delays[0, index])
+        with lock:
+            reading[0] -= 1
+        return np.array([index, slot])
+
+    def scale(index, raw):
+        time.sleep(delays[1, index])
+        with lock:
+            assert raw[0] == index and slot_holder.pop(int(raw[1])) == index
+            scaled.append(index)
+
+    with gpuimg.config.configure(threads=1 + helpers):
+        ReadScalePipeline(read, scale, 40, slots).run(helpers)
+    assert read_order == list(range(40))
+    assert sorted(scaled) == list(range(40))
+    assert slot_holder == {}

@@ -33,8 +33,9 @@ from gpuimg.scaling import ScalePlan, apply_scaling, plan_scaling, scale_into
 #: Bytes read per step of a whole-array scaled read: small enough to stay in cache between the read and
 #: the scaling pass, large enough to amortise the per-chunk overhead.
 PIPELINE_CHUNK_BYTES = 1 << 20
-#: Chunks a helper thread may read ahead of the scaling thread in a sequential (gzip) read.
-READ_AHEAD_CHUNKS = 4
+#: Staging slots of a sequential (gzip) read that has a helper thread: how many chunks can be read and
+#: not yet scaled, so the reader gets ahead where the stream decompresses fast.
+PIPELINE_SLOTS = 4
 
 _MMAP_MODES = {True: "c", False: None, "c": "c", "r": "r"}
 
@@ -279,7 +280,7 @@ class ArrayProxy:
         itemsize = self._dtype.itemsize
         read_plan = self.read_plan()
         with claim_helpers(1) as helpers:
-            slots = READ_AHEAD_CHUNKS if helpers else 1
+            slots = PIPELINE_SLOTS if helpers else 1
             slot_bytes = max(stop - start for start, stop in bounds)
             with (
                 default_pool.borrow(slots * slot_bytes) as staging,

@@ -88,9 +88,26 @@ def decompress_into(path, out) -> int:
     return filled
 
 
+@pytest.fixture(params=["direct", "gzipfile"])
+def reader_kind(request, monkeypatch) -> str:
+    """Read through isal's / zlib-ng's C reader where present, or (as without it) their GzipFile."""
+    if request.param == "gzipfile":
+        monkeypatch.setattr(openers, "_DIRECT_READERS", {})
+    return request.param
+
+
+def test_the_c_reader_is_used_where_present(gz_files):
+    """isal (a dependency) has the C reader here; a release without it would lose the fast path."""
+    assert "isal" in openers._DIRECT_READERS
+    with gzip_backend("isal"), open_sequential(gz_files["single"]) as reader:
+        assert isinstance(reader._reader, io.BufferedReader)
+    with gzip_backend("zlib"), open_sequential(gz_files["single"]) as reader:
+        assert isinstance(reader._reader, gzip.GzipFile)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("variant", ["single", "multi", "padded"])
-def test_every_backend_gives_identical_bytes(backend, variant, gz_files, truth):
+def test_every_backend_gives_identical_bytes(backend, variant, gz_files, truth, reader_kind):
     out = np.zeros(len(truth), np.uint8)
     with gzip_backend(backend):
         assert openers.get_gzip_backend() == backend
@@ -135,7 +152,9 @@ def corruptions(data: bytes) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", CORRUPTIONS)
-def test_corrupt_or_truncated_stream_raises_naming_file(backend, kind, tmp_path, truth):
+def test_corrupt_or_truncated_stream_raises_naming_file(
+    backend, kind, tmp_path, truth, reader_kind
+):
     path = write_variant(tmp_path, corruptions(gzip.compress(truth, 1))[kind])
     out = np.zeros(len(truth), np.uint8)
     with gzip_backend(backend), pytest.raises(CompressedStreamError, match="bad.nii.gz"):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from gpuimg.errors import TruncatedDataError
 from gpuimg.gpuread import read_to_device
 from gpuimg.io.buffers import default_pool
 from gpuimg.io.handles import FileHandle
-from gpuimg.io.openers import gzip_uncompressed_size, is_gzip_path, open_sequential
+from gpuimg.io.openers import SequentialGzipReader, gzip_uncompressed_size, is_gzip_path
 from gpuimg.io.slicing import ReadPlan, canonical_slicer, plan_read, read_plan_into
 from gpuimg.scaling import ScalePlan, apply_scaling, plan_scaling, scale_into
 
@@ -238,22 +238,21 @@ class ArrayProxy:
     def _scale_in_parallel(self, plan: ScalePlan, flat_out: np.ndarray) -> None:
         """Uncompressed file: each thread reads (``preadv``, no shared file position) and scales its chunks."""
         starts = self._chunk_starts()
-        with claim_helpers(min(settings.threads, len(starts)) - 1) as helpers:
-            fd = os.open(self._file_like, os.O_RDONLY)
+        with (
+            claim_helpers(min(settings.threads, len(starts)) - 1) as helpers,
+            self._handle.open_descriptor() as fd,
+        ):
+            shares = [starts[k :: 1 + helpers] for k in range(1 + helpers)]
+            chunk = starts.step
+            jobs = [
+                executor().submit(self._read_and_scale, fd, share, chunk, plan, flat_out)
+                for share in shares[1:]
+            ]
             try:
-                shares = [starts[k :: 1 + helpers] for k in range(1 + helpers)]
-                chunk = starts.step
-                jobs = [
-                    executor().submit(self._read_and_scale, fd, share, chunk, plan, flat_out)
-                    for share in shares[1:]
-                ]
-                try:
-                    self._read_and_scale(fd, shares[0], chunk, plan, flat_out)
-                finally:
-                    for job in jobs:
-                        job.result()
+                self._read_and_scale(fd, shares[0], chunk, plan, flat_out)
             finally:
-                os.close(fd)
+                for job in jobs:
+                    job.result()
 
     def _read_and_scale(
         self, fd: int, starts: range, chunk: int, plan: ScalePlan, flat_out: np.ndarray
@@ -354,11 +353,12 @@ class ArrayProxy:
         if self._gzip_size_checked or not self.is_compressed:
             return
         end = self._offset + self._data_nbytes()
-        hint = gzip_uncompressed_size(self._file_like)
+        with self._handle.open_descriptor() as fd:
+            hint = gzip_uncompressed_size(fd)
         if not (hint >= end or hint == end % 2**32):
             found = 0
             with (
-                open_sequential(self._file_like, name=self.name) as stream,
+                self._open_whole() as stream,
                 default_pool.borrow(PIPELINE_CHUNK_BYTES) as scratch,
             ):
                 while found < end:
@@ -380,29 +380,39 @@ class ArrayProxy:
     def _read_whole_raw(self) -> np.ndarray:
         nbytes = self._data_nbytes()
         if self._mmap is not None and self._can_mmap():
-            size = os.path.getsize(self._file_like)
-            if size - self._offset < nbytes:
-                raise self._truncated(max(size - self._offset, 0))
-            if nbytes == 0:
-                return np.empty(self._shape, self._dtype, order="F")
-            return np.memmap(
-                self._file_like, self._dtype, self._mmap, self._offset, self._shape, order="F"
-            )
+            with self._handle.open_descriptor() as fd:
+                size = os.fstat(fd).st_size
+                if size - self._offset < nbytes:
+                    raise self._truncated(max(size - self._offset, 0))
+                if nbytes == 0:
+                    return np.empty(self._shape, self._dtype, order="F")
+                with open(fd, "rb", closefd=False) as fileobj:
+                    return np.memmap(
+                        fileobj, self._dtype, self._mmap, self._offset, self._shape, order="F"
+                    )
         raw = np.empty(self._shape, self._dtype, order="F")
         with self._open_whole() as fileobj:
             read_plan_into(fileobj, self.read_plan(), _bytes_view(raw), name=self.name)
             self._finish_stream(fileobj)
         return raw
 
+    @contextmanager
     def _open_whole(self):
         """A file for one forward pass over the whole array.
 
-        A gzip path gets the fastest streaming reader (no seek index is needed to read everything);
-        anything else goes through the proxy's file handle.
+        A gzip path gets the fastest streaming reader (no seek index is needed to read everything) over
+        the handle's descriptor (the kept file, when there is one); anything else goes through the
+        proxy's file handle.
         """
-        if self.is_compressed:
-            return open_sequential(self._file_like, name=self.name)
-        return self._handle.open()
+        if not self.is_compressed:
+            with self._handle.open() as fileobj:
+                yield fileobj
+            return
+        with (
+            self._handle.open_descriptor() as fd,
+            SequentialGzipReader(fd, name=self.name) as stream,
+        ):
+            yield stream
 
     def _finish_stream(self, fileobj) -> None:
         """After a whole-array read of a gzip file, read on to the member's end so its CRC is checked."""

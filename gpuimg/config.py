@@ -1,4 +1,4 @@
-"""Process-wide settings, changeable for a block with :func:`configure`.
+"""Process-wide settings, changeable for a block with :func:`configure`; fork safety of process state.
 
 >>> from gpuimg import config
 >>> with config.configure(threads=1):
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -37,6 +38,8 @@ _executor_lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 _busy_lock = threading.Lock()
 _busy_threads = 0
+#: Objects whose ``_after_fork()`` runs in a child created by ``os.fork`` (see :func:`reset_after_fork`).
+_fork_aware: weakref.WeakSet = weakref.WeakSet()
 
 
 @contextmanager
@@ -90,3 +93,27 @@ def executor() -> ThreadPoolExecutor:
         if _executor is None:
             _executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="gpuimg")
         return _executor
+
+
+def reset_after_fork(obj) -> None:
+    """Have ``obj._after_fork()`` called in every child process forked while ``obj`` is alive.
+
+    A forked child has only the thread that called ``fork``: locks other threads held stay held, pool
+    threads are gone, and open files share their position with the parent. Each object with such
+    state registers here and rebuilds it (new locks, files reopened lazily) in the child, the way the
+    standard ``logging`` module resets its handlers' locks. The object is held weakly.
+    """
+    _fork_aware.add(obj)
+
+
+def _after_fork_in_child() -> None:
+    global _executor, _executor_lock, _busy_lock, _busy_threads
+    # The parent's pool threads do not exist here: a job submitted to its executor would never run.
+    _executor, _executor_lock = None, threading.Lock()
+    _busy_lock, _busy_threads = threading.Lock(), 0
+    for obj in list(_fork_aware):
+        obj._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)

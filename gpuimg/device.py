@@ -21,6 +21,7 @@ GPU comes back as the same dtype in native order.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import threading
 from collections import deque
@@ -32,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from gpuimg.config import reset_after_fork
 from gpuimg.errors import DeviceMemoryError, DeviceUnavailableError
 from gpuimg.scaling import ScalePlan
 
@@ -42,6 +44,7 @@ _override: ModuleType | None = None
 _checked: set[str] = set()
 _streams: dict[tuple[str, int], Any] = {}
 _kernels: dict[tuple, Any] = {}
+_forked_after_cuda = False  # set in a child forked after this process initialised CUDA
 
 
 # --------------------------------------------------------------------------------------------------
@@ -62,6 +65,12 @@ def get_cupy() -> ModuleType:
     """
     if _override is not None:
         return _override
+    if _forked_after_cuda:
+        raise DeviceUnavailableError(
+            "this process was forked from one that had already initialised CUDA, and CUDA cannot "
+            "be used in such a child; start workers with the 'spawn' method instead "
+            "(multiprocessing.get_context('spawn'), DataLoader(multiprocessing_context='spawn'))"
+        )
     try:
         cupy = importlib.import_module("cupy")
     except ImportError as exc:
@@ -271,6 +280,7 @@ class PinnedPool:
         self._buffer_size = 0
         self._max_buffers = 0
         self.configure(buffer_size=buffer_size, max_buffers=max_buffers)
+        reset_after_fork(self)
 
     @property
     def buffer_size(self) -> int:
@@ -313,6 +323,13 @@ class PinnedPool:
                 self.release(buffer)
                 raise
         return buffer
+
+    def _after_fork(self) -> None:
+        """In a forked child: a new lock and no buffers (the parent's pinned memory is not ours)."""
+        self._cond = threading.Condition()
+        self._free.clear()
+        self._pending.clear()
+        self._count = self._bytes = self._in_use = 0
 
     def _claim(self) -> tuple[np.ndarray | None, Any]:
         """Under the lock: a free buffer, the oldest pending one and its event, or None to allocate."""
@@ -381,6 +398,19 @@ class PinnedPool:
 
 
 _default_pool = PinnedPool()
+
+
+def _after_fork_in_child() -> None:
+    """Forget the parent's CUDA state in a forked child; remember whether it had any."""
+    global _lock, _forked_after_cuda
+    _lock = threading.RLock()
+    _forked_after_cuda = _forked_after_cuda or "cupy" in _checked
+    _streams.clear()
+    _kernels.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def default_pinned_pool() -> PinnedPool:

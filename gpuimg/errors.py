@@ -28,6 +28,10 @@ class CompressedStreamError(ImageFileError):
     """A gzip stream is corrupt or truncated."""
 
 
+class FileChangedError(ImageFileError):
+    """A file changed while gpuimg was reading it, so the data read might mix two versions."""
+
+
 class HeaderDataError(GpuimgError, ValueError):
     """A header value is invalid (set by the caller, or inconsistent on read)."""
 

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from gpuimg.config import reset_after_fork
+
 __all__ = ["DEFAULT_POOL_BYTES", "HostBufferPool", "default_pool", "size_class"]
 
 #: Idle bytes the module's :data:`default_pool` keeps for reuse.
@@ -70,6 +72,7 @@ class HostBufferPool:
         self._idle: list[np.ndarray] = []  # least recently returned first
         self._retained = 0
         self._borrowed = 0
+        reset_after_fork(self)
 
     @property
     def max_bytes(self) -> int:
@@ -122,6 +125,13 @@ class HostBufferPool:
         with self._lock:
             self._idle.clear()
             self._retained = 0
+
+    def _after_fork(self) -> None:
+        """Rebuild the lock in a forked child (see :func:`gpuimg.config.reset_after_fork`)."""
+        if self._lock.locked():  # held by a thread that is gone: the idle list may be half-updated
+            self._idle, self._retained = [], 0
+        self._lock = threading.Lock()
+        self._borrowed = 0  # buffers lent to the parent's other threads never come back here
 
     def _take(self, capacity: int) -> np.ndarray:
         with self._lock:

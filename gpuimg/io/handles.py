@@ -19,7 +19,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from gpuimg.io.openers import GzipIndex, GzipReader, is_gzip_path
+from gpuimg.config import reset_after_fork
+from gpuimg.errors import FileChangedError
+from gpuimg.io.openers import GzipIndex, GzipReader, file_identity, is_gzip_path
 
 __all__ = ["KEEP_FILE_OPEN_DEFAULT", "FileHandle"]
 
@@ -56,7 +58,10 @@ class FileHandle:
         self._is_path = isinstance(path_or_fileobj, (str, os.PathLike))
         self._lock = threading.RLock()
         self._kept: IO[bytes] | None = None
+        self._kept_pid = 0
+        self._kept_identity: tuple[int, ...] | None = None
         self._gzip_index = GzipIndex() if is_gzip_path(path_or_fileobj) else None
+        reset_after_fork(self)
 
     @property
     def name(self) -> str:
@@ -84,20 +89,61 @@ class FileHandle:
         file object
             Seekable, with ``readinto``. Its position is whatever the last
             user left; seek before reading.
+
+        Raises
+        ------
+        FileChangedError
+            The file changed (size, modification time) while the block ran.
         """
         with self._lock:
             if not self._is_path:
                 yield self._target
             elif self._keep:
-                if self._kept is None:
-                    self._kept = self._open_new()
-                yield self._kept
+                kept = self._kept_file()
+                with self._unchanged(_raw_fileno(kept)):
+                    yield kept
             else:
                 fileobj = self._open_new()
                 try:
-                    yield fileobj
+                    with self._unchanged(_raw_fileno(fileobj)):
+                        yield fileobj
                 finally:
                     fileobj.close()
+
+    @contextmanager
+    def open_descriptor(self) -> Iterator[int]:
+        """Hold the lock and yield an OS file descriptor of the file (compressed bytes for gzip).
+
+        For reads that bring their own position (``preadv``, ``mmap``) or stream the whole file. With a
+        kept file it is a duplicate of the kept descriptor, so a whole read sees the very file that
+        slices read, even after it was deleted or replaced; the kept file's position is restored
+        after the block. Otherwise it is a new descriptor of the path, closed after the block.
+
+        Raises
+        ------
+        FileChangedError
+            The file changed (size, modification time) while the block ran.
+        """
+        if not self._is_path:
+            raise ValueError(f"{self.name}: a file object given by the caller has no descriptor")
+        if not self._keep:
+            fd = os.open(self._target, os.O_RDONLY)
+            try:
+                with self._unchanged(fd):
+                    yield fd
+            finally:
+                os.close(fd)
+            return
+        with self._lock:
+            kept_fd = _raw_fileno(self._kept_file())
+            position = os.lseek(kept_fd, 0, os.SEEK_CUR)
+            fd = os.dup(kept_fd)
+            try:
+                with self._unchanged(fd):
+                    yield fd
+            finally:
+                os.close(fd)
+                os.lseek(kept_fd, position, os.SEEK_SET)
 
     def close(self) -> None:
         """Close the kept file, if any (a caller's file object is left open)."""
@@ -123,12 +169,69 @@ class FileHandle:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} keep_file_open={self._keep}>"
 
-    def _open_new(self) -> IO[bytes]:
+    def _open_new(self, path: str | os.PathLike[str] | None = None) -> IO[bytes]:
+        """Open ``path`` (default: the target), named as the target in messages."""
+        path = self._target if path is None else path
         if self._gzip_index is not None:
-            return GzipReader(self._target, index=self._gzip_index)
-        return open(self._target, "rb")  # noqa: SIM115 - closed by open() or close()
+            return GzipReader(path, name=self.name, index=self._gzip_index)
+        return open(path, "rb")  # noqa: SIM115 - closed by open() or close()
+
+    def _kept_file(self) -> IO[bytes]:
+        """The kept file (lock held): opened on first use, reopened where it is no longer valid.
+
+        In a process forked since it was opened, its position is shared with the parent's, so the same
+        file (deleted or not, through ``/proc/self/fd`` where there is one) is opened anew. When it was
+        changed in place since (another size or modification time), it is reopened, which drops
+        buffered bytes and the gzip index, so no read mixes the old and new contents.
+        """
+        kept = self._kept
+        if kept is not None and self._kept_pid != os.getpid():
+            fd = _raw_fileno(kept)
+            try:
+                self._kept = self._open_new(f"/proc/self/fd/{fd}")
+            except OSError:
+                self._kept = self._open_new()
+            self._kept_pid, self._kept_identity = os.getpid(), file_identity(fd)
+            kept.close()  # this process's copy of the descriptor only
+        elif kept is not None and file_identity(_raw_fileno(kept)) != self._kept_identity:
+            kept.close()
+            self._kept = None
+        if self._kept is None:
+            self._kept = self._open_new()
+            self._kept_pid = os.getpid()
+            self._kept_identity = file_identity(_raw_fileno(self._kept))
+        return self._kept
+
+    @contextmanager
+    def _unchanged(self, fd: int) -> Iterator[None]:
+        """Raise :class:`FileChangedError` if the file behind ``fd`` changes during the block."""
+        before = file_identity(fd)
+        try:
+            yield
+        except Exception as error:
+            if file_identity(fd) != before:
+                raise self._changed_error(before, file_identity(fd)) from error
+            raise
+        after = file_identity(fd)
+        if after != before:
+            raise self._changed_error(before, after)
+
+    def _changed_error(self, before, after) -> FileChangedError:
+        return FileChangedError(
+            f"{self.name}: the file changed while it was being read (size, modification time "
+            f"{before[2:]} became {after[2:]}), so the data read may mix two versions; read it again"
+        )
+
+    def _after_fork(self) -> None:
+        """Rebuild the lock in a forked child (the kept file is reopened on next use)."""
+        self._lock = threading.RLock()
 
     def _close_kept(self) -> None:
         kept, self._kept = getattr(self, "_kept", None), None
         if kept is not None:
             kept.close()
+
+
+def _raw_fileno(fileobj: IO[bytes]) -> int:
+    """The descriptor of the file under ``fileobj`` (the compressed file of a :class:`GzipReader`)."""
+    return fileobj.raw.fileno() if isinstance(fileobj, GzipReader) else fileobj.fileno()

@@ -30,6 +30,7 @@ from typing import IO, Any, BinaryIO
 
 from isal import igzip, isal_zlib
 
+from gpuimg.config import reset_after_fork
 from gpuimg.errors import CompressedStreamError
 
 try:
@@ -42,6 +43,7 @@ __all__ = [
     "GzipIndex",
     "GzipReader",
     "available_gzip_backends",
+    "file_identity",
     "SequentialGzipReader",
     "open_sequential",
     "get_gzip_backend",
@@ -152,12 +154,15 @@ class SequentialGzipReader(io.RawIOBase):
 
     For whole-array reads, where no seek index is wanted: ``readinto`` decompresses straight into the
     caller's buffer. Every member's CRC and size are checked at its end; corrupt or truncated streams
-    raise :class:`~gpuimg.errors.CompressedStreamError` naming the file.
+    raise :class:`~gpuimg.errors.CompressedStreamError` naming the file. ``path`` may be an open
+    descriptor, read from its start and left open.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, name: str | None = None) -> None:
-        self.name = name or os.fspath(path)
-        self._raw = open(path, "rb")  # noqa: SIM115 - closed in close()
+    def __init__(self, path: str | os.PathLike[str] | int, *, name: str | None = None) -> None:
+        self.name = name or (f"<fd {path}>" if isinstance(path, int) else os.fspath(path))
+        # A descriptor stays the caller's to close.
+        self._raw = open(path, "rb", closefd=not isinstance(path, int))  # noqa: SIM115
+        self._raw.seek(0)
         backend = get_gzip_backend()
         if backend in _DIRECT_READERS:
             direct = _DIRECT_READERS[backend](self._raw, _DIRECT_READ_BUFFER)
@@ -217,19 +222,21 @@ def _stream_engine() -> ModuleType:
     return zlib_ng
 
 
-def gzip_uncompressed_size(path: str | os.PathLike[str]) -> int:
+def gzip_uncompressed_size(path: str | os.PathLike[str] | int) -> int:
     """The gzip trailer's ISIZE: a hint of the decompressed size.
 
     Only a hint: it is the last member's size modulo 2**32, and a corrupt or
     hostile file can say anything, so cap any allocation made from it.
-    Returns 0 for files too short to hold a gzip member.
+    Returns 0 for files too short to hold a gzip member. ``path`` may be an open descriptor (read
+    with ``pread``, its position unchanged).
     """
-    with open(path, "rb") as raw:
-        size = raw.seek(0, os.SEEK_END)
-        if size < 18:  # 10-byte header + 8-byte trailer
-            return 0
-        raw.seek(size - 4)
-        return int.from_bytes(raw.read(4), "little")
+    if not isinstance(path, int):
+        with open(path, "rb") as raw:
+            return gzip_uncompressed_size(raw.fileno())
+    size = os.fstat(path).st_size
+    if size < 18:  # 10-byte header + 8-byte trailer
+        return 0
+    return int.from_bytes(os.pread(path, 4, size - 4), "little")
 
 
 # -- the seekable reader -------------------------------------------------------------------------
@@ -278,9 +285,18 @@ class GzipIndex:
         self._resume: _Checkpoint | None = None
         self.uncompressed_size: int | None = None
         """Total decompressed size, once a reader has reached the end."""
+        reset_after_fork(self)
 
     def __len__(self) -> int:
         return len(self._points)
+
+    def _after_fork(self) -> None:
+        """Rebuild the lock in a forked child (see :func:`gpuimg.config.reset_after_fork`)."""
+        if (
+            self._lock.locked()
+        ):  # held by a thread that is gone: the checkpoints may be half-updated
+            self._identity = ()  # matches no file, so the next bind empties the index
+        self._lock = threading.Lock()
 
     def __reduce__(self) -> tuple[type[GzipIndex], tuple[int, int]]:
         return (type(self), (self.spacing, self.window))
@@ -345,12 +361,21 @@ class GzipIndex:
             return best
 
 
+def file_identity(fd: int) -> tuple[int, int, int, int]:
+    """``(device, inode, size, modification time in ns)`` of an open file: what says it changed.
+
+    The status change time is left out on purpose: deleting or renaming a file changes it, and a
+    file kept open still reads the same bytes then.
+    """
+    st = os.fstat(fd)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def _file_identity(raw: Any) -> tuple[int, ...] | None:
     try:
-        st = os.fstat(raw.fileno())
+        return file_identity(raw.fileno())
     except (AttributeError, OSError, io.UnsupportedOperation):
         return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class GzipReader(io.RawIOBase):
@@ -412,6 +437,11 @@ class GzipReader(io.RawIOBase):
     def index(self) -> GzipIndex | None:
         """The checkpoint index (None when checkpoints are off)."""
         return self._index
+
+    @property
+    def raw(self) -> BinaryIO:
+        """The compressed file being read."""
+        return self._raw
 
     # -- io protocol ------------------------------------------------------------------------------
     def readable(self) -> bool:

@@ -21,7 +21,9 @@ from gpuimg.errors import (
     HeaderDataError,
     HeaderError,
     ImageFileError,
+    ScalingError,
     TruncatedDataError,
+    WriterError,
 )
 from gpuimg.formats.analyze import AnalyzeImage, Spm2AnalyzeImage, Spm99AnalyzeImage
 from gpuimg.formats.nifti1 import Nifti1Image, Nifti1Pair
@@ -61,10 +63,12 @@ __all__ = [
     "Nifti2Image",
     "Nifti2Pair",
     "Nifti2PairHeader",
+    "ScalingError",
     "SpatialImage",
     "Spm2AnalyzeImage",
     "Spm99AnalyzeImage",
     "TruncatedDataError",
+    "WriterError",
     "__version__",
     "data",
     "empty_device_cache",

@@ -36,6 +36,18 @@ class HeaderDataError(GpuimgError, ValueError):
     """A header value is invalid (set by the caller, or inconsistent on read)."""
 
 
+class WriterError(GpuimgError, ValueError):
+    """Data cannot be written as the on-disk type (nibabel's ``arraywriters.WriterError``).
+
+    For example float data written as integers in a format that stores no scale factor, complex data
+    written as a real type, or negative and positive data written as unsigned integers with a slope only.
+    """
+
+
+class ScalingError(WriterError):
+    """The scale factors that writing the data needs cannot be stored (not finite in float32)."""
+
+
 class ExpiredDeprecationError(GpuimgError, RuntimeError):
     """A deprecated API whose removal date has passed was called."""
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from gpuimg import device as device_seam
 from gpuimg.arrayproxy import is_proxy
-from gpuimg.arraywriter import choose_scaling, write_array
+from gpuimg.arraywriter import CastPlan, data_range, needs_range, plan_cast, plan_write, write_array
 from gpuimg.errors import HeaderDataError, ImageFileError
 from gpuimg.headers.analyze import AnalyzeHeader
 from gpuimg.headers.spm import Spm2AnalyzeHeader, SpmAnalyzeHeader
@@ -85,24 +85,26 @@ class AnalyzeImage(SpatialImage):
     def to_file_map(self, file_map=None, dtype=None) -> None:
         """Write header and data to ``file_map`` (default: the image's own).
 
+        Scale factors the caller set on the header (not NaN) are stored as they are and the data are
+        written cast, unscaled; otherwise the write chooses them (see :mod:`gpuimg.scalefactors`).
         Each file is written to a temporary file in the same folder and renamed over the target only when
         everything was written, so a failed save leaves existing files intact.
+
+        Raises
+        ------
+        WriterError
+            When the data cannot be written as the on-disk type (:class:`ScalingError` when the factors
+            they need are not finite in float32).
         """
         file_map = self.file_map if file_map is None else file_map
         self.update_header()
         header = self._header.copy()
         if dtype is not None:
             header.set_data_dtype(dtype)
-        out_dtype = header.get_data_dtype()
-        data, slope, inter, data_are_raw = self._data_to_write(header, out_dtype)
-        if header.has_data_slope:
+        data, factors, cast = self._data_to_write(header)
+        if factors is not None:
+            slope, inter = factors
             header.set_slope_inter(slope, inter if header.has_data_intercept else None)
-            # Write with the factors as the header stores them (float32 in NIfTI-1), so reads agree.
-            stored_slope, stored_inter = header.get_slope_inter()
-            slope = 1.0 if stored_slope is None else stored_slope
-            inter = 0.0 if stored_inter is None else stored_inter
-        if data_are_raw:
-            slope, inter = 1.0, 0.0
         hdr_fh, img_fh = self._header_and_image(file_map)
         with _AtomicFiles() as files:
             hdr_file = files.open(hdr_fh)
@@ -113,32 +115,54 @@ class AnalyzeImage(SpatialImage):
                 img_file.write(b"\x00" * (offset - hdr_file.tell()))
             else:
                 img_file.write(b"\x00" * offset)
-            write_array(img_file, data, out_dtype, slope, inter)
+            write_array(img_file, data, cast)
         self.file_map = file_map
 
-    def _data_to_write(self, header, out_dtype: np.dtype) -> tuple[np.ndarray, float, float, bool]:
-        """The array to write, its ``(slope, inter)``, and whether it holds raw on-disk values.
+    def _data_to_write(self, header) -> tuple[np.ndarray, tuple[float, float] | None, CastPlan]:
+        """The array to write, the factors to store (None: keep the header's), and its cast.
 
         A proxy image whose on-disk type is kept is written losslessly: its raw values with its own scale
-        factors. Anything else is written from its (scaled) values, with factors chosen for ``out_dtype``.
+        factors, unless the caller set factors on the header. Anything else is written from its (scaled)
+        values, with factors chosen for the on-disk type.
         """
+        out_dtype = header.get_data_dtype()
+        scale = _factors_unset(header)
         dataobj = self._dataobj
-        if is_proxy(dataobj) and dataobj.dtype.newbyteorder("=") == out_dtype.newbyteorder("="):
+        if (
+            scale
+            and is_proxy(dataobj)
+            and dataobj.dtype.newbyteorder("=") == out_dtype.newbyteorder("=")
+        ):
             slope, inter = dataobj.slope, dataobj.inter
             if header.has_data_slope and (header.has_data_intercept or inter == 0.0):
-                return dataobj.get_unscaled(), slope, inter, True
+                return dataobj.get_unscaled(), (slope, inter), plan_cast(out_dtype, out_dtype)
         if device_seam.is_device_array(dataobj):
             data = device_seam.to_host(dataobj)
         else:
             data = np.asanyarray(dataobj)
-        slope, inter = choose_scaling(
-            data,
+        plan = plan_write(
+            data.dtype,
             out_dtype,
+            data_range(data) if needs_range(data.dtype, out_dtype) else None,
             has_slope=header.has_data_slope,
             has_inter=header.has_data_intercept,
+            scale=scale,
             name=self.get_filename() or "<image>",
         )
-        return data, slope, inter, False
+        return data, ((plan.slope, plan.inter) if scale else None), plan.cast
+
+
+def _factors_unset(header) -> bool:
+    """True when the scale factors the header stores are all NaN: the write chooses them."""
+    fields = [
+        name
+        for name, stored in (
+            ("scl_slope", header.has_data_slope),
+            ("scl_inter", header.has_data_intercept),
+        )
+        if stored
+    ]
+    return all(np.isnan(float(header[name])) for name in fields)
 
 
 class _AtomicFiles:

@@ -16,6 +16,8 @@ output plus the raw data (nibabel materialises the full float64 intermediate).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -23,6 +25,8 @@ import numpy as np
 
 from gpuimg.config import PARALLEL_MIN_ELEMENTS, claim_helpers, executor, settings
 from gpuimg.errors import HeaderDataError
+from gpuimg.io.buffers import default_pool
+from gpuimg.transpose import TILE_ELEMENTS, convert_between_orders, tiles
 
 #: Elements per block: 64 Ki float64 work values = 512 KiB, comfortably inside L2.
 BLOCK_ELEMENTS = 1 << 16
@@ -210,7 +214,9 @@ def scale_into(
     Parameters
     ----------
     raw : numpy.ndarray
-        Raw values (any strides; contiguous arrays are processed without any copy).
+        Raw values, any strides. Values laid out in ``out``'s order are walked as flat ranges;
+        others (Fortran-ordered data into a C-ordered ``out``) are transposed tile by tile in the
+        same pass (:func:`scale_transposed_into`); nothing is copied beforehand.
     plan : ScalePlan
         From :func:`plan_scaling` for ``raw.dtype``.
     out : numpy.ndarray
@@ -232,30 +238,104 @@ def scale_into(
     if out.dtype != plan.out_dtype:
         raise ValueError(f"out has dtype {out.dtype}, the plan produces {plan.out_dtype}")
     plan = equivalent_narrow_plan(plan)
-    # Walk both arrays in out's memory order; raw is copied only when it is not laid out that way.
-    order = "F" if _is_fortran(out) else "C"
-    src = np.asarray(raw, order=order).reshape(-1, order=order)
-    dst = out.reshape(-1, order=order)
     wanted = (settings.threads if threads is None else threads) - 1
-    if wanted < 1 or src.size < PARALLEL_MIN_ELEMENTS:
-        _scale_range(src, plan, dst)
+    if wanted < 1 or raw.size < PARALLEL_MIN_ELEMENTS:
+        _scale_share(raw, plan, out, 0, 1)
         return out
     with claim_helpers(wanted) as helpers:
-        # numpy releases the GIL inside ufunc loops, so block ranges scale in parallel.
-        per_thread = -(-src.size // (1 + helpers) // BLOCK_ELEMENTS) * BLOCK_ELEMENTS
-        bounds = [(a, min(a + per_thread, src.size)) for a in range(0, src.size, per_thread)]
-        jobs = [executor().submit(_scale_range, src[a:b], plan, dst[a:b]) for a, b in bounds[1:]]
+        # numpy releases the GIL inside ufunc loops, so shares scale in parallel.
+        count = 1 + helpers
+        jobs = [
+            executor().submit(_scale_share, raw, plan, out, index, count)
+            for index in range(1, count)
+        ]
         try:
-            _scale_range(src[: bounds[0][1]], plan, dst[: bounds[0][1]])
+            _scale_share(raw, plan, out, 0, count)
         finally:
             for job in jobs:
                 job.result()
     return out
 
 
+def _scale_share(raw: np.ndarray, plan: ScalePlan, out: np.ndarray, index: int, count: int) -> None:
+    """Scale share ``index`` of ``count`` equal shares of ``raw`` into ``out``."""
+    order = "F" if _is_fortran(out) else "C"
+    if raw.ndim > 1 and not raw.flags[f"{order}_CONTIGUOUS"]:
+        # Another layout (Fortran-ordered data into a C-ordered batch): transpose tile by tile.
+        every = list(tiles(raw.shape))
+        per_share = -(-len(every) // count)
+        part = every[index * per_share : (index + 1) * per_share]
+        scale_transposed_into(raw, plan, out, tile_slicers=iter(part))
+        return
+    # Walk both arrays in their common memory order, as flat ranges.
+    src = raw.reshape(-1, order=order)
+    dst = out.reshape(-1, order=order)
+    per_share = -(-src.size // count // BLOCK_ELEMENTS) * BLOCK_ELEMENTS
+    start = index * per_share
+    _scale_range(src[start : start + per_share], plan, dst[start : start + per_share])
+
+
+def scale_transposed_into(
+    raw: np.ndarray,
+    plan: ScalePlan,
+    out: np.ndarray,
+    *,
+    tile_slicers: Iterator[tuple[slice, ...]] | None = None,
+) -> np.ndarray:
+    """Scale ``raw`` into ``out`` of another memory order (or any strides), in cache-sized tiles.
+
+    Scaling, casting and transposition happen in one pass over the data (see
+    :func:`gpuimg.transpose.convert_between_orders`), with the same values as :func:`scale_into`.
+
+    Parameters
+    ----------
+    raw : numpy.ndarray
+        Raw values, any strides (typically a Fortran-ordered volume read from disk).
+    plan : ScalePlan
+        From :func:`plan_scaling` for ``raw.dtype``.
+    out : numpy.ndarray
+        Writeable output of ``plan.out_dtype`` and ``raw.shape``, any strides (typically a C-ordered
+        slot of a batch).
+    tile_slicers : iterator of tuple of slice, optional
+        Only these tiles of :func:`gpuimg.transpose.tiles` (default: all of them).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``out``.
+    """
+    if out.shape != raw.shape or out.dtype != plan.out_dtype:
+        raise ValueError(
+            f"out is {out.dtype} {out.shape}, the plan produces {plan.out_dtype} {raw.shape}"
+        )
+    plan = equivalent_narrow_plan(plan)
+    steps = _steps(plan)
+    with ExitStack() as stack:
+        scratch = [
+            stack.enter_context(default_pool.borrow(TILE_ELEMENTS * dt.itemsize)).view(dt)
+            for dt in steps[:-1]
+        ]
+
+        def convert(part: np.ndarray, staged: np.ndarray) -> None:
+            if not steps:
+                np.copyto(staged, part)
+                return
+            order = "F" if _is_fortran(staged) else "C"
+            shaped = [buffer[: part.size].reshape(part.shape, order=order) for buffer in scratch]
+            _scale_block(part, plan, [*shaped, staged])
+
+        convert_between_orders(raw, out, convert, tile_slicers=tile_slicers)
+    return out
+
+
+def _steps(plan: ScalePlan) -> tuple[np.dtype, ...]:
+    """The dtypes ``plan`` produces in turn: the work dtype (if any), then each cast."""
+    return ((plan.work_dtype,) if plan.work_dtype is not None else ()) + plan.casts
+
+
 def _scale_range(src: np.ndarray, plan: ScalePlan, dst: np.ndarray) -> None:
     """Scale a 1-D range block by block, with scratch buffers of one block per intermediate dtype."""
-    steps = ((plan.work_dtype,) if plan.work_dtype is not None else ()) + plan.casts
+    steps = _steps(plan)
     if not steps:
         np.copyto(dst, src)
         return

@@ -292,6 +292,36 @@ def test_buffers_are_recycled_or_fresh(files):
     np.testing.assert_array_equal(fresh[0][0], _expected(files[0]))
 
 
+def test_threads_and_buffers_serve_every_epoch(files):
+    workers = []
+
+    def record(volume):
+        workers.append(threading.get_ident())
+        return volume
+
+    loader = Loader(files * 2, 2, prefetch=2, num_threads=2, transform=record)
+    first = {b.ctypes.data for b in loader}
+    threads = set(_loader_threads())
+    assert len(threads) == 2  # kept, idle, between epochs
+    second = [b.copy() for b in loader]
+    assert {t.ident for t in threads} >= set(workers) and set(_loader_threads()) == threads
+    assert len(first) <= 3 and {b.ctypes.data for b in loader} == first
+    np.testing.assert_array_equal(second[1][0], _expected(files[2]))
+    loader.close()
+    assert _loader_threads() == []
+    fresh = Loader(files, 2, reuse=False)
+    kept = list(fresh), list(fresh)  # both epochs alive: no buffer may serve both
+    assert not {b.ctypes.data for b in kept[0]} & {b.ctypes.data for b in kept[1]}
+
+
+def test_dropping_the_loader_joins_its_threads(files):
+    loader = Loader(files, 4)
+    list(loader)
+    assert _loader_threads()
+    del loader
+    assert _loader_threads() == []
+
+
 # -- GPU (the CuPy double, and real CuPy when a GPU is present) -----------------------------------
 def test_device_batches_equal_get_fdata(files, xp):
     loader = Loader(files, 3, device="cuda", num_threads=1)

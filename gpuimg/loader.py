@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from gpuimg import device as device_seam
-from gpuimg.config import settings
+from gpuimg.config import reset_after_fork, settings
 from gpuimg.errors import GpuimgError
 from gpuimg.io.buffers import default_pool
 from gpuimg.loadsave import load
@@ -373,6 +373,12 @@ class _Workers:
         self._count = count
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        """A forked child has none of the parent's threads: start its own when it needs them."""
+        self._lock = threading.Lock()
+        self._executor = None
 
     def submit(self, fn: Callable[..., None], *args: Any) -> Future:
         """Run ``fn(*args)`` on a worker thread, starting the threads if they are stopped."""

@@ -127,3 +127,20 @@ def test_torch_dataloader_workers_after_the_parent_read_an_item(volumes, tmp_pat
     assert len(batches) == 2
     for volume, _ in batches:
         np.testing.assert_array_equal(volume[0].numpy(), expected)
+
+
+def _loader_epoch_sum() -> float:
+    return float(sum(batch.sum(dtype=np.float64) for batch in _inherited["loader"]))
+
+
+def test_loader_threads_kept_between_epochs_are_restarted_in_a_forked_child(volumes):
+    path, expected = volumes
+    loader = gpuimg.Loader([path, path], 2, num_threads=2, dtype=np.float64)
+    total = float(sum(batch.sum(dtype=np.float64) for batch in loader))  # its threads stay
+    assert total == 2 * float(expected.sum())
+    _inherited["loader"] = loader
+    try:
+        assert _in_children(_loader_epoch_sum, [()]) == [total]
+    finally:
+        _inherited.clear()
+        loader.close()

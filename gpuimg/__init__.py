@@ -8,7 +8,19 @@
 
 from __future__ import annotations
 
-from gpuimg import data
+from gpuimg import (
+    affines,
+    analyze,
+    data,
+    filebasedimages,
+    funcs,
+    nifti1,
+    nifti2,
+    orientations,
+    spatialimages,
+    spm2analyze,
+    spm99analyze,
+)
 from gpuimg.arrayproxy import ArrayProxy, is_proxy
 from gpuimg.dask import to_dask
 from gpuimg.device import empty_cache as empty_device_cache
@@ -28,6 +40,7 @@ from gpuimg.errors import (
 from gpuimg.formats.analyze import AnalyzeImage, Spm2AnalyzeImage, Spm99AnalyzeImage
 from gpuimg.formats.nifti1 import Nifti1Image, Nifti1Pair
 from gpuimg.formats.nifti2 import Nifti2Image, Nifti2Pair
+from gpuimg.funcs import as_closest_canonical, concat_images, four_to_three, squeeze_image
 from gpuimg.headers.analyze import AnalyzeHeader
 from gpuimg.headers.nifti1 import Nifti1Header, Nifti1PairHeader
 from gpuimg.headers.nifti2 import Nifti2Header, Nifti2PairHeader
@@ -36,6 +49,7 @@ from gpuimg.images.filebased import FileBasedImage
 from gpuimg.images.spatial import SpatialImage
 from gpuimg.loader import Loader
 from gpuimg.loadsave import load, save
+from gpuimg.orientations import aff2axcodes, io_orientation
 from gpuimg.torch import to_torch
 
 __version__ = "0.1.0"
@@ -70,11 +84,27 @@ __all__ = [
     "TruncatedDataError",
     "WriterError",
     "__version__",
+    "aff2axcodes",
+    "affines",
+    "analyze",
+    "as_closest_canonical",
+    "concat_images",
     "data",
     "empty_device_cache",
+    "filebasedimages",
+    "four_to_three",
+    "funcs",
+    "io_orientation",
     "is_proxy",
     "load",
+    "nifti1",
+    "nifti2",
+    "orientations",
     "save",
+    "spatialimages",
+    "spm2analyze",
+    "spm99analyze",
+    "squeeze_image",
     "to_dask",
     "to_torch",
 ]

@@ -381,6 +381,11 @@ class ndarray:  # noqa: N801 - CuPy's name
             raise NotImplementedError("the double only reshapes without a copy")
         return ndarray._view_of(self, view)
 
+    def transpose(self, *axes: object) -> ndarray:
+        """A view with the axes permuted, as ``cupy.ndarray.transpose``."""
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        return ndarray._view_of(self, self._view.transpose(*axes))
+
     def copy(self, order: str = "C") -> ndarray:
         """A new array; the copy runs on the current stream."""
         return self.astype(self.dtype, order=order)

@@ -37,6 +37,18 @@ class Nifti1Pair(AnalyzeImage):
         self._header.set_sform(self._affine, code="aligned")
         self._header.set_qform(self._affine, code="unknown")
 
+    def as_reoriented(self, ornt):
+        """Reorient as :meth:`SpatialImage.as_reoriented`, moving the header's ``dim_info`` axes too."""
+        img = super().as_reoriented(ornt)
+        if img is not self:
+            img.header.set_dim_info(
+                *(
+                    None if axis is None else int(ornt[axis][0])
+                    for axis in img.header.get_dim_info()
+                )
+            )
+        return img
+
     def get_qform(self, coded: bool = False):
         """The header's qform (see the header's ``get_qform``)."""
         return self._header.get_qform(coded)

@@ -32,8 +32,8 @@ class CodeTable:
     Examples
     --------
     >>> units = CodeTable('unit', [(0, 'unknown'), (2, 'mm', 'NIFTI_UNITS_MM')])
-    >>> units.code('mm'), units.code(2), units.label(2)
-    (2, 2, 'mm')
+    >>> units.code('mm'), units.code(2), units.label(2), units['NIFTI_UNITS_MM']
+    (2, 2, 'mm', 2)
     """
 
     def __init__(self, name: str, rows: Iterable[tuple]) -> None:
@@ -50,6 +50,19 @@ class CodeTable:
             return key in self._codes
         except TypeError:  # unhashable
             return False
+
+    def __getitem__(self, key: Hashable) -> int:
+        """``table[key]``: the integer code for a code, label or alias, as nibabel's code tables.
+
+        Raises
+        ------
+        KeyError
+            For a key not in the table.
+        """
+        try:
+            return self._codes[key]
+        except KeyError:
+            raise KeyError(f"unknown {self.name} {key!r}") from None
 
     def code(self, key: Hashable) -> int:
         """Return the integer code for a code, label or alias."""

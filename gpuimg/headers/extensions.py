@@ -61,6 +61,10 @@ class NiftiExtension:
         """Return the extension code."""
         return self.code
 
+    def get_content(self) -> bytes:
+        """Return the content (bytes), as nibabel's ``Nifti1Extension.get_content``."""
+        return self.content
+
     @property
     def label(self) -> str:
         """The label of the extension code (``'<unknown code N>'`` if not a known code)."""

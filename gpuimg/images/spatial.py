@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from gpuimg.affines import voxel_sizes
 from gpuimg.images.dataobj import DataobjImage
+from gpuimg.io.slicing import canonical_slicer
+from gpuimg.orientations import apply_orientation, inv_ornt_aff
 
 
 def _obj_dtype(dataobj) -> np.dtype | None:
@@ -58,11 +63,10 @@ class SpatialImage(DataobjImage):
 
     def _affine2header(self) -> None:
         """Set the voxel sizes implied by ``affine`` into the header's zooms."""
-        rzs = self._affine[:3, :3]
-        voxel_sizes = np.sqrt(np.sum(rzs * rzs, axis=0))
+        sizes = voxel_sizes(self._affine)
         zooms = list(self._header.get_zooms())
         count = min(len(zooms), 3)
-        zooms[:count] = voxel_sizes[:count]
+        zooms[:count] = sizes[:count]
         self._header.set_zooms(zooms)
 
     def get_data_dtype(self) -> np.dtype:
@@ -72,6 +76,32 @@ class SpatialImage(DataobjImage):
     def set_data_dtype(self, dtype) -> None:
         """Set the on-disk dtype used when saving."""
         self._header.set_data_dtype(dtype)
+
+    @property
+    def slicer(self) -> SpatialFirstSlicer:
+        """Slice the image as an array, keeping the affine right: ``img.slicer[10:20, ::2, 5:6]``.
+
+        The first three (spatial) axes take slices only (``[x]`` would drop an axis: use ``x:x+1``);
+        later axes take ints too. Only the bytes the slice needs are read from a proxy image.
+        """
+        return SpatialFirstSlicer(self)
+
+    def as_reoriented(self, ornt: Any):
+        """This image with its data flipped and transposed by the orientation ``ornt``, affine to match.
+
+        Returns the image itself (still a proxy image) when ``ornt`` is the identity; otherwise the data
+        are read (scaled, as ``np.asanyarray(img.dataobj)``) and reoriented as a view of that array.
+
+        Parameters
+        ----------
+        ornt : (n, 2) array-like
+            See :mod:`gpuimg.orientations`.
+        """
+        if np.array_equal(ornt, [[0, 1], [1, 1], [2, 1]]):
+            return self
+        data = apply_orientation(np.asanyarray(self._dataobj), ornt)
+        affine = self._affine @ inv_ornt_aff(ornt, self.shape)
+        return self.__class__(data, affine, self._header)
 
     @classmethod
     def from_image(cls, img):
@@ -88,3 +118,46 @@ class SpatialImage(DataobjImage):
             f"<class '{type(self).__module__}.{type(self).__name__}'>\n"
             f"data shape {self.shape}\naffine:\n{self._affine}\nmetadata:\n{self._header}"
         )
+
+
+class SpatialFirstSlicer:
+    """``img.slicer[...]``: slice an image whose first three axes are spatial, as nibabel's slicer does.
+
+    The affine's translation moves to the first voxel kept and its columns scale by the step, so each
+    kept voxel keeps its world position. A negative start or step is counted from the axis' end (nibabel
+    uses the start as written, which places such a slice wrongly).
+    """
+
+    def __init__(self, img: SpatialImage) -> None:
+        self.img = img
+
+    def __getitem__(self, slicer: Any) -> SpatialImage:
+        canonical = self.check_slicing(slicer)
+        data = self.img.dataobj[canonical]
+        if any(size == 0 for size in data.shape):
+            raise IndexError(f"Empty slice requested: {slicer!r} of shape {self.img.shape}")
+        return self.img.__class__(data.copy(), self.slice_affine(canonical), self.img.header)
+
+    def check_slicing(self, slicer: Any, return_spatial: bool = False) -> tuple:
+        """``slicer`` with one entry per axis; IndexError for fancy indices or ints/None in spatial axes."""
+        try:
+            canonical = canonical_slicer(slicer, self.img.shape)
+        except (TypeError, ValueError) as error:  # fancy index, zero step
+            raise IndexError(str(error)) from error
+        spatial = canonical[:3]
+        for item in spatial:
+            if item is None:
+                raise IndexError("New axis not permitted in spatial dimensions")
+            if not isinstance(item, slice):
+                raise IndexError(
+                    "Scalar indices disallowed in spatial dimensions; Use `[x]` or `x:x+1`."
+                )
+        return spatial if return_spatial else canonical
+
+    def slice_affine(self, slicer: Any) -> np.ndarray:
+        """The affine of the image sliced by ``slicer``."""
+        transform = np.eye(4)
+        for axis, item in enumerate(self.check_slicing(slicer, return_spatial=True)):
+            transform[axis, axis] = item.step
+            transform[axis, 3] = item.start
+        return self.img.affine @ transform

@@ -1,0 +1,56 @@
+"""``nibabel.nifti1``'s names for code written against nibabel: ``gpuimg.nifti1.Nifti1Image`` and friends.
+
+The classes are gpuimg's own (see :mod:`gpuimg.formats.nifti1` and :mod:`gpuimg.headers.nifti1`); this
+module only gathers them, with the code tables and ``load``/``save``, under nibabel's module path.
+"""
+
+from __future__ import annotations
+
+import os
+
+from gpuimg.errors import ImageFileError
+from gpuimg.formats.nifti1 import Nifti1Image, Nifti1Pair
+from gpuimg.headers import codes as _codes
+from gpuimg.headers.extensions import NiftiExtension as Nifti1Extension
+from gpuimg.headers.extensions import NiftiExtensions as Nifti1Extensions
+from gpuimg.headers.nifti1 import Nifti1Header, Nifti1PairHeader
+
+#: nibabel's code tables: ``intent_codes['t test'] == 3``, ``xform_codes['scanner'] == 1``...
+extension_codes = _codes.EXTENSION_CODES
+intent_codes = _codes.INTENT_CODES
+slice_order_codes = _codes.SLICE_ORDER_CODES
+unit_codes = _codes.UNIT_CODES
+xform_codes = _codes.XFORM_CODES
+
+
+def load(filename: str | os.PathLike) -> Nifti1Image | Nifti1Pair:
+    """Load a NIfTI-1 image (single file, else pair) from ``filename``."""
+    try:
+        return Nifti1Image.from_filename(filename)
+    except ImageFileError:
+        return Nifti1Pair.from_filename(filename)
+
+
+def save(img, filename: str | os.PathLike) -> None:
+    """Save ``img`` as NIfTI-1 to ``filename`` (a single file for .nii, else a pair)."""
+    try:
+        Nifti1Image.instance_to_filename(img, filename)
+    except ImageFileError:
+        Nifti1Pair.instance_to_filename(img, filename)
+
+
+__all__ = [
+    "Nifti1Extension",
+    "Nifti1Extensions",
+    "Nifti1Header",
+    "Nifti1Image",
+    "Nifti1Pair",
+    "Nifti1PairHeader",
+    "extension_codes",
+    "intent_codes",
+    "load",
+    "save",
+    "slice_order_codes",
+    "unit_codes",
+    "xform_codes",
+]

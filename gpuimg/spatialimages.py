@@ -1,0 +1,8 @@
+"""``nibabel.spatialimages``'s names: the spatial image base class, its slicer and errors."""
+
+from __future__ import annotations
+
+from gpuimg.errors import HeaderDataError, ImageFileError
+from gpuimg.images.spatial import SpatialFirstSlicer, SpatialImage
+
+__all__ = ["HeaderDataError", "ImageFileError", "SpatialFirstSlicer", "SpatialImage"]

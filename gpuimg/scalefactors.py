@@ -131,9 +131,10 @@ def choose_factors(
     needed = scaling_needed(in_dtype, out_dtype, rng, name=name)
     if not has_slope:
         if needed:
+            values = f"range [{rng.low}, {rng.high}]" if rng.has_finite else "no finite value"
             raise WriterError(
-                f"{name}: data range [{rng.low}, {rng.high}] of {in_dtype} needs scaling to be "
-                f"written as {out_dtype}, and the format stores no scale factor"
+                f"{name}: {in_dtype} data ({values}) need scaling to be written as {out_dtype}, "
+                "and the format stores no scale factor"
             )
         return np.float32(1), np.float32(0)
     if not needed or not rng.has_finite:

@@ -1,7 +1,7 @@
 """Saving with gpuimg writes nibabel's file: the same bytes, factors and errors for every dtype pair.
 
 A seeded matrix over the three scaling models (NIfTI: slope and intercept; SPM99: slope; Analyze: none),
-every source dtype (float64/32/16, integers, complex), every on-disk dtype the format has, and data shaped
+every source dtype (float64/32/16, integers, complex, big-endian), every on-disk dtype the format has, and data shaped
 to reach each of nibabel's writer rules: full-range and fractional values, mostly-negative data, NaN and
 ±inf, no finite value, a constant, ranges beyond float32, and scale factors set on the header beforehand.
 """
@@ -25,7 +25,7 @@ nib_writers = pytest.importorskip("nibabel.arraywriters")
 SHAPE = (3, 4, 2)
 NIFTI1_DATA_OFFSET = 352  # a single .nii without extensions
 SPM_ORIGIN = (253, 263)  # byte range of the SPM header's ``origin`` (5 int16)
-SOURCES = ["f8", "f4", "f2", "i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "c16"]
+SOURCES = ["f8", "f4", "f2", "i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "c16", ">f4", ">i4"]
 ANALYZE_OUT = ["u1", "i2", "i4", "f4", "f8", "c8"]
 NIFTI_OUT = ["u1", "i1", "i2", "u2", "i4", "u4", "i8", "u8", "f4", "f8", "c8", "c16"]
 MODELS = {  # gpuimg/nibabel class name -> on-disk dtypes
@@ -59,10 +59,10 @@ def _data(kind: str, dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
             "no_finite": (0, 0),
             "huge": (info.min, info.max),
         }.get(kind, (info.min, info.max))
-        values = rng.integers(low, high, size=n, dtype=dtype, endpoint=True)
+        values = rng.integers(low, high, size=n, dtype=dtype.newbyteorder("="), endpoint=True)
         if kind == "huge":
             values[:2] = info.min, info.max
-        return values.reshape(SHAPE)
+        return values.astype(dtype).reshape(SHAPE)
     limit = float(np.finfo(dtype).max) if dtype.kind == "f" else 1e300
     scale = min(10 ** rng.uniform(-2, 8), limit / 100)
     values = rng.standard_normal(n) * scale

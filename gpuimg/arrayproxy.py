@@ -14,16 +14,19 @@ data. Scaled reads go through :mod:`gpuimg.scaling` in blocks, writing straight 
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
 
-from gpuimg.config import claim_helpers, executor, settings
+from gpuimg.config import claim_helpers, executor, parallel_for_each
 from gpuimg.errors import TruncatedDataError
 from gpuimg.gpuread import read_to_device
+from gpuimg.io.bgzf import BgzfReader, is_bgzf_file
 from gpuimg.io.buffers import default_pool
 from gpuimg.io.handles import FileHandle
 from gpuimg.io.openers import SequentialGzipReader, gzip_uncompressed_size, is_gzip_path
@@ -184,7 +187,7 @@ class ArrayProxy:
             Any basic numpy index; the default reads everything.
         """
         plan = self.scale_plan(dtype)
-        self._check_gzip_holds_data()
+        self._check_gzip_holds_data(slicer)
         if _selects_everything(slicer, self._shape):
             if plan.is_identity:
                 return self._read_whole_raw()
@@ -196,7 +199,8 @@ class ArrayProxy:
         """Read the whole array scaled to ``dtype`` straight into ``out`` (e.g. a slot of a batch).
 
         An uncompressed file is cut into chunks that up to ``gpuimg.config.settings.threads`` threads read
-        and scale independently. A gzip stream (or a file object) is read sequentially: when a core is
+        and scale independently; so is a BGZF file, at block boundaries, each thread decoding its
+        chunk's blocks (see :mod:`gpuimg.io.bgzf`). A gzip stream (or a file object) is read sequentially: when a core is
         free, this thread and a helper share the work, one reading (decompression releases the GIL) while
         the other scales chunks already read. Reads running at the same time share the thread budget (see
         :func:`gpuimg.config.claim_helpers`). Chunks live in pooled, reused staging buffers, so nothing
@@ -225,8 +229,12 @@ class ArrayProxy:
             return out
         if self._can_mmap() and hasattr(os, "preadv"):
             self._scale_in_parallel(plan, flat_out)
-        else:
-            self._scale_pipelined(plan, flat_out)
+            return out
+        with self._open_bgzf() as reader:
+            if reader is not None:
+                self._scale_bgzf(reader, plan, flat_out)
+                return out
+        self._scale_pipelined(plan, flat_out)
         return out
 
     def _chunk_starts(self) -> range:
@@ -236,42 +244,56 @@ class ArrayProxy:
         return range(0, self._data_nbytes(), chunk)
 
     def _scale_in_parallel(self, plan: ScalePlan, flat_out: np.ndarray) -> None:
-        """Uncompressed file: each thread reads (``preadv``, no shared file position) and scales its chunks."""
-        starts = self._chunk_starts()
-        with (
-            claim_helpers(min(settings.threads, len(starts)) - 1) as helpers,
-            self._handle.open_descriptor() as fd,
-        ):
-            shares = [starts[k :: 1 + helpers] for k in range(1 + helpers)]
-            chunk = starts.step
-            jobs = [
-                executor().submit(self._read_and_scale, fd, share, chunk, plan, flat_out)
-                for share in shares[1:]
-            ]
-            try:
-                self._read_and_scale(fd, shares[0], chunk, plan, flat_out)
-            finally:
-                for job in jobs:
-                    job.result()
+        """Uncompressed file: each thread reads (``preadv``, no shared file position) and scales chunks."""
+        starts, total = self._chunk_starts(), self._data_nbytes()
+        bounds = [(start, min(start + starts.step, total)) for start in starts]
+        with self._handle.open_descriptor() as fd:
+            self._scale_chunks(plan, flat_out, bounds, functools.partial(self._pread_exactly, fd))
 
-    def _read_and_scale(
-        self, fd: int, starts: range, chunk: int, plan: ScalePlan, flat_out: np.ndarray
+    def _pread_exactly(self, fd: int, start: int, target: np.ndarray) -> None:
+        """Fill ``target`` with the data block's bytes from ``start``."""
+        filled = 0
+        while filled < target.size:
+            count = os.preadv(fd, [target[filled:]], self._offset + start + filled)
+            if count == 0:
+                raise self._truncated(start + filled)
+            filled += count
+
+    def _scale_bgzf(self, reader: BgzfReader, plan: ScalePlan, flat_out: np.ndarray) -> None:
+        """BGZF file: each thread decodes runs of whole blocks and scales them into place."""
+        bounds = reader.chunk_bounds(self._offset, self._data_nbytes(), self._dtype.itemsize)
+
+        def read_at(start: int, target: np.ndarray) -> None:
+            reader.read_at(self._offset + start, target)
+
+        self._scale_chunks(plan, flat_out, bounds, read_at)
+
+    def _scale_chunks(
+        self,
+        plan: ScalePlan,
+        flat_out: np.ndarray,
+        bounds: list[tuple[int, int]],
+        read_at: Callable[[int, np.ndarray], None],
     ) -> None:
-        """Read the chunks of ``chunk`` bytes at ``starts`` and scale each into ``flat_out``."""
-        total = self._data_nbytes()
+        """Read each ``(start, stop)`` range of the data block and scale it into ``flat_out``, in parallel.
+
+        ``read_at(start, target)`` fills ``target`` with the data block's bytes from ``start``; the
+        threads share the ranges (see :func:`gpuimg.config.parallel_for_each`), each in a pooled
+        staging buffer small enough to stay in cache between the read and the scaling.
+        """
         itemsize = self._dtype.itemsize
-        with default_pool.borrow(min(chunk, total)) as staging:
-            for start in starts:
-                target = staging[: min(chunk, total - start)]
-                filled = 0
-                while filled < target.size:
-                    count = os.preadv(fd, [target[filled:]], self._offset + start + filled)
-                    if count == 0:
-                        raise self._truncated(start + filled)
-                    filled += count
+        largest = max(stop - start for start, stop in bounds)
+
+        def work(number: int) -> None:
+            start, stop = bounds[number]
+            with default_pool.borrow(largest) as staging:
+                target = staging[: stop - start]
+                read_at(start, target)
                 raw = target.view(self._dtype)
                 first = start // itemsize
                 scale_into(raw, plan, flat_out[first : first + raw.size], threads=1)
+
+        parallel_for_each(work, len(bounds))
 
     def _scale_pipelined(self, plan: ScalePlan, flat_out: np.ndarray) -> None:
         """Sequential stream (gzip, file objects): read chunk by chunk and scale each into place."""
@@ -335,24 +357,34 @@ class ArrayProxy:
         Raw on-disk bytes are read into pinned host buffers, copied to the device, and scaled there; see
         :mod:`gpuimg.gpuread`.
         """
-        self._check_gzip_holds_data()
+        self._check_gzip_holds_data(slicer)
         # A whole-array read streams forward; a slice seeks, and keeps the gzip index for the next one.
         opener = self._open_whole if _selects_everything(slicer, self._shape) else self._handle.open
         with _ProxyRawSource(self, self.read_plan(slicer), opener) as source:
             return read_to_device(source, self.scale_plan(dtype), device=device, name=self.name)
 
     # -- internals ----------------------------------------------------------------------------------
-    def _check_gzip_holds_data(self) -> None:
+    def _check_gzip_holds_data(self, slicer=()) -> None:
         """Before allocating for a gzip file, make sure it holds the data its header promises.
 
         The gzip trailer (ISIZE, the last member's size modulo 2**32) settles it for ordinary files. When
         it disagrees (several members, or a header claiming data that is not there), the stream is
         counted once, in a small buffer, so a hostile header never makes gpuimg allocate what the file
-        cannot fill.
+        cannot fill. A BGZF file's block headers give its size without decoding anything; a slice of
+        one is not checked at all (its read decodes only the blocks it needs and raises
+        :class:`~gpuimg.errors.TruncatedDataError` if they are missing, allocating only the slice).
         """
         if self._gzip_size_checked or not self.is_compressed:
             return
         end = self._offset + self._data_nbytes()
+        with self._open_bgzf() as reader:
+            if reader is not None:
+                if not _selects_everything(slicer, self._shape):
+                    return
+                if reader.size() < end:
+                    raise self._truncated(max(reader.size() - self._offset, 0))
+                self._gzip_size_checked = True
+                return
         with self._handle.open_descriptor() as fd:
             hint = gzip_uncompressed_size(fd)
         if not (hint >= end or hint == end % 2**32):
@@ -391,6 +423,18 @@ class ArrayProxy:
                         fileobj, self._dtype, self._mmap, self._offset, self._shape, order="F"
                     )
         raw = np.empty(self._shape, self._dtype, order="F")
+        with self._open_bgzf() as reader:
+            if reader is not None:
+                # Blocks decode in parallel straight into the result: no staging, nothing to scale.
+                flat = _bytes_view(raw)
+                bounds = reader.chunk_bounds(self._offset, nbytes, self._dtype.itemsize)
+
+                def decode(number: int) -> None:
+                    start, stop = bounds[number]
+                    reader.read_at(self._offset + start, flat[start:stop])
+
+                parallel_for_each(decode, len(bounds))
+                return raw
         with self._open_whole() as fileobj:
             read_plan_into(fileobj, self.read_plan(), _bytes_view(raw), name=self.name)
             self._finish_stream(fileobj)
@@ -400,19 +444,38 @@ class ArrayProxy:
     def _open_whole(self):
         """A file for one forward pass over the whole array.
 
-        A gzip path gets the fastest streaming reader (no seek index is needed to read everything) over
-        the handle's descriptor (the kept file, when there is one); anything else goes through the
-        proxy's file handle.
+        A gzip path gets the fastest streaming reader (no seek index is needed to read everything), a
+        BGZF file its block reader, both over the handle's descriptor (the kept file, when there is
+        one); anything else goes through the proxy's file handle.
         """
         if not self.is_compressed:
             with self._handle.open() as fileobj:
                 yield fileobj
             return
-        with (
-            self._handle.open_descriptor() as fd,
-            SequentialGzipReader(fd, name=self.name) as stream,
-        ):
-            yield stream
+        with self._handle.open_descriptor() as fd:
+            if is_bgzf_file(fd):
+                opener = self._bgzf_reader
+            else:
+                opener = functools.partial(SequentialGzipReader, name=self.name)
+            with opener(fd) as stream:
+                yield stream
+
+    def _bgzf_reader(self, fd: int) -> BgzfReader:
+        """A reader of the BGZF data file open as ``fd``, sharing the handle's block table."""
+        return BgzfReader(fd, name=self.name, index=self._handle.bgzf_index)
+
+    @contextmanager
+    def _open_bgzf(self) -> Iterator[BgzfReader | None]:
+        """A reader of the data file when it is BGZF (its first gzip member says so), else None."""
+        if not self.is_compressed:
+            yield None
+            return
+        with self._handle.open_descriptor() as fd:
+            if not is_bgzf_file(fd):
+                yield None
+                return
+            with self._bgzf_reader(fd) as reader:
+                yield reader
 
     def _finish_stream(self, fileobj) -> None:
         """After a whole-array read of a gzip file, read on to the member's end so its CRC is checked."""

@@ -1,4 +1,4 @@
-"""The ``gpuimg`` command line: ``info``, ``bench`` and ``convert``.
+"""The ``gpuimg`` command line: ``info``, ``bench`` and ``convert`` (also ``convert --bgzf``).
 
 Exit codes: 0 success, 1 a file is missing or cannot be read or written as an image (one line on
 stderr, no traceback), 2 a usage error (argparse's message).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib
 import json
 import os
@@ -20,7 +21,9 @@ from typing import Any
 import numpy as np
 
 from gpuimg import data, device, gpuread
+from gpuimg.config import configure
 from gpuimg.errors import DeviceUnavailableError, GpuimgError
+from gpuimg.io.recompress import Rewrite, gzip_images_under, rewrite_as_bgzf
 from gpuimg.loadsave import load, save
 
 __all__ = ["main"]
@@ -48,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
+        args.check_usage(args)
     except SystemExit as exit_:  # --help (0) and usage errors (2)
         return int(exit_.code or 0)
     try:
@@ -84,6 +88,12 @@ def _positive(text: str) -> int:
     return value
 
 
+def _gzip_level(text: str) -> int:
+    if text not in {str(level) for level in range(10)}:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a gzip level 0-9")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gpuimg",
@@ -91,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 missing or bad file, 2 usage error.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.set_defaults(check_usage=lambda args: None)
 
     info = commands.add_parser(
         "info",
@@ -129,14 +140,31 @@ def _parser() -> argparse.ArgumentParser:
 
     convert = commands.add_parser(
         "convert",
-        help="rewrite an image in another format or container",
+        help="rewrite an image in another format or container, or gzip images as BGZF",
+        usage="gpuimg convert [-h] [--dtype DTYPE] IN OUT\n"
+        "       gpuimg convert --bgzf [--level N] PATH [PATH ...]",
         description="Load IN and save it as OUT; the extension of OUT picks the format "
-        "(.nii, .nii.gz, .hdr/.img pair). The write is atomic.",
+        "(.nii, .nii.gz, .hdr/.img pair). With --bgzf, rewrite each gzip file PATH, and every "
+        ".nii.gz/.img.gz/.hdr.gz under each directory PATH (recursively), as BGZF in place. "
+        "Every write is atomic.",
     )
-    convert.add_argument("input", metavar="IN")
-    convert.add_argument("output", metavar="OUT")
+    convert.add_argument("paths", nargs="+", metavar="PATH")
     convert.add_argument("--dtype", type=_dtype, default=None, help="on-disk dtype of OUT")
-    convert.set_defaults(run=_convert)
+    convert.add_argument(
+        "--bgzf",
+        action="store_true",
+        help="rewrite gzip files in place as BGZF (blocks decoded in parallel and sliced "
+        "block by block; still read by every gzip reader)",
+    )
+    convert.add_argument(
+        "--level",
+        type=_gzip_level,
+        default=None,
+        help="gzip level 0-9 of what is written (default: gpuimg.config.settings.compresslevel)",
+    )
+    convert.set_defaults(
+        run=_convert, check_usage=functools.partial(_check_convert_usage, convert.error)
+    )
     return parser
 
 
@@ -293,13 +321,15 @@ def _summarise(record: dict) -> dict:
 
 
 @contextlib.contextmanager
-def _progress(steps: int) -> Iterator[Callable[[], None]]:
+def _progress(
+    steps: int, unit: str = "load", minimum: int = PROGRESS_MIN_STEPS
+) -> Iterator[Callable[[], None]]:
     """A callable advancing a tqdm bar on stderr for long runs on a terminal, else doing nothing."""
     tqdm = _optional("tqdm")
-    if tqdm is None or steps < PROGRESS_MIN_STEPS or not sys.stderr.isatty():
+    if tqdm is None or steps < minimum or not sys.stderr.isatty():
         yield lambda: None
         return
-    with tqdm.tqdm(total=steps, unit="load", file=sys.stderr, leave=False) as bar:
+    with tqdm.tqdm(total=steps, unit=unit, file=sys.stderr, leave=False) as bar:
         yield lambda: bar.update(1)
 
 
@@ -327,9 +357,44 @@ def _print_table(report: dict) -> None:
 
 
 # -- convert --------------------------------------------------------------------------------------
+def _check_convert_usage(error: Callable[[str], None], args: argparse.Namespace) -> None:
+    if args.bgzf and args.dtype is not None:
+        error("--dtype converts IN to OUT; --bgzf rewrites files in place")
+    if not args.bgzf and len(args.paths) != 2:
+        error(f"expected IN and OUT, found {len(args.paths)} path(s)")
+
+
 def _convert(args: argparse.Namespace) -> int:
-    img = load(args.input)
+    if args.bgzf:
+        return _convert_bgzf(args.paths, args.level)
+    img = load(args.paths[0])
     if args.dtype is not None:
         img.set_data_dtype(args.dtype)
-    save(img, args.output)
+    with configure(**({} if args.level is None else {"compresslevel": args.level})):
+        save(img, args.paths[1])
     return EXIT_OK
+
+
+def _convert_bgzf(paths: Sequence[str], level: int | None) -> int:
+    """Rewrite gzip files (and those under directories) as BGZF in place; print a summary."""
+    files = gzip_images_under(paths)
+    start = time.perf_counter()
+    done: list[Rewrite] = []
+    failed = 0
+    with _progress(len(files), unit="file", minimum=2) as advance:
+        for path in files:
+            try:
+                done.append(rewrite_as_bgzf(path, compresslevel=level))
+            except _FILE_ERRORS as exc:
+                print(f"gpuimg convert: error: {_message(exc)}", file=sys.stderr)
+                failed += 1
+            advance()
+    rewritten = [r for r in done if r.rewritten]
+    before = sum(r.bytes_before for r in rewritten)
+    after = sum(r.bytes_after for r in rewritten)
+    print(
+        f"{len(rewritten)} file(s) rewritten as BGZF, {len(done) - len(rewritten)} already BGZF, "
+        f"{failed} failed; {_human(before)} -> {_human(after)} "
+        f"in {time.perf_counter() - start:.2f} s"
+    )
+    return EXIT_FILE if failed else EXIT_OK

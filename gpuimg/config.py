@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from itertools import count
 
 #: Below this many elements a scaling pass runs on the calling thread only.
 PARALLEL_MIN_ELEMENTS = 1 << 20
@@ -27,10 +28,19 @@ class Settings:
     Attributes
     ----------
     threads : int
-        Threads used inside one read (scaling passes); the loader has its own ``num_threads``.
+        Threads used inside one read or write (decoding, scaling, compressing); the loader has its
+        own ``num_threads``.
+    bgzf : bool
+        Save ``.gz`` files as BGZF (independent 64 KiB gzip members that gpuimg decodes in
+        parallel and slices block by block; every gzip reader reads them) rather than one gzip
+        stream. A save's ``bgzf=`` argument overrides it.
+    compresslevel : int
+        gzip level 0-9 of saved ``.gz`` files; 0-3 use ISA-L.
     """
 
     threads: int = max(1, min(os.cpu_count() or 1, 8))
+    bgzf: bool = False
+    compresslevel: int = 1
 
 
 settings = Settings()
@@ -117,3 +127,31 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def parallel_for_each(work: Callable[[int], None], tasks: int) -> None:
+    """Run ``work(0)`` ... ``work(tasks - 1)`` on this thread and the helpers the budget grants.
+
+    Threads take the next task as they finish one, so uneven tasks (blocks that decode fast or
+    slow) balance out. The first error is raised, on the calling thread, once every thread has
+    stopped; no task starts after an error.
+    """
+    numbers = count()  # next() on itertools.count is atomic under the GIL
+    failed: list[BaseException] = []
+
+    def loop() -> None:
+        while not failed and (number := next(numbers)) < tasks:
+            try:
+                work(number)
+            except BaseException as error:  # raised again on the calling thread
+                failed.append(error)
+
+    with claim_helpers(min(settings.threads, tasks) - 1) as helpers:
+        jobs = [executor().submit(loop) for _ in range(helpers)]
+        try:
+            loop()
+        finally:
+            for job in jobs:
+                job.result()
+    if failed:
+        raise failed[0]

@@ -231,7 +231,8 @@ def _read_via_host(cupy: Any, source: RawSource, plan: ScalePlan, work: Any, con
     source.readinto(0, memoryview(raw))
     values = raw.view(plan.raw_dtype).reshape(tuple(source.raw_shape), order="F")
     scaled = apply_scaling(values, plan)[source.post_slicer]
-    host = np.asfortranarray(scaled, dtype=device_dtype(scaled.dtype))
+    # np.asfortranarray would turn a 0-d result (an integer index on a 1-D image) into shape (1,).
+    host = np.asarray(scaled, dtype=device_dtype(scaled.dtype), order="F")
     with consumer:
         result = cupy.empty(host.shape, dtype=host.dtype, order="F")
     result.set(host, stream=work)

@@ -13,6 +13,8 @@ import pytest
 
 import gpuimg
 from gpuimg.cli import main
+from gpuimg.config import configure
+from gpuimg.io.bgzf import is_bgzf_file
 
 
 @pytest.fixture
@@ -200,3 +202,56 @@ def test_python_dash_m(images, tmp_path):
     )
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert missing.stderr.count("\n") == 1
+
+
+def test_convert_bgzf_rewrites_files_and_directories_in_place(capsys, monkeypatch, tmp_path):
+    data = np.arange(40 * 30 * 20, dtype=np.int16).reshape(40, 30, 20)
+    nested = tmp_path / "set" / "sub"
+    nested.mkdir(parents=True)
+    names = [tmp_path / "set" / "a.nii.gz", nested / "b.nii.gz", nested / "c.img.gz"]
+    for name in names[:2]:
+        nib.save(nib.Nifti1Image(data, np.eye(4)), name)
+    nib.save(nib.Nifti1Pair(data, np.eye(4)), nested / "c.img.gz")
+    (nested / "notes.txt.gz").write_bytes(b"not an image")  # not picked up by the walk
+    before = {name: nib.load(name).get_fdata() for name in names}
+    pytest.importorskip("tqdm")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = _run(capsys, "convert", "--bgzf", "--level", "6", str(tmp_path / "set"))
+    assert code == 0
+    assert "4 file(s) rewritten as BGZF, 0 already BGZF, 0 failed" in out  # c.hdr.gz too
+    assert "file/s" in err  # the progress bar
+    for name in names:
+        assert is_bgzf_file(name)
+        np.testing.assert_array_equal(nib.load(name).get_fdata(), before[name])
+    code, out, _ = _run(capsys, "convert", "--bgzf", str(names[0]))
+    assert code == 0 and "0 file(s) rewritten as BGZF, 1 already BGZF" in out
+    assert sorted(p.name for p in nested.iterdir()) == [
+        "b.nii.gz",
+        "c.hdr.gz",
+        "c.img.gz",
+        "notes.txt.gz",
+    ]
+
+
+def test_convert_bgzf_errors(capsys, tmp_path):
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not gzip at all")
+    code, out, err = _run(capsys, "convert", "--bgzf", str(broken))
+    assert code == 1 and "broken.nii.gz" in err and "Traceback" not in err
+    assert "0 failed" not in out and "1 failed" in out
+    assert broken.read_bytes() == b"not gzip at all"
+    assert os.listdir(tmp_path) == ["broken.nii.gz"]  # no temporary left behind
+    code, _, err = _run(capsys, "convert", "--bgzf", "--dtype", "f4", str(broken))
+    assert code == 2 and "--bgzf rewrites files in place" in err
+    code, _, err = _run(capsys, "convert", "--bgzf", "--level", "12", str(broken))
+    assert code == 2 and "not a gzip level" in err
+
+
+def test_convert_to_gz_honours_the_bgzf_setting(capsys, images, tmp_path):
+    output = tmp_path / "out.nii.gz"
+    with configure(bgzf=True):
+        assert _run(capsys, "convert", images["scaled"], str(output), "--level", "4")[0] == 0
+    assert is_bgzf_file(output)
+    np.testing.assert_array_equal(
+        nib.load(output).get_fdata(), nib.load(images["scaled"]).get_fdata()
+    )

@@ -11,6 +11,7 @@ import numpy as np
 from gpuimg import device as device_seam
 from gpuimg.arrayproxy import is_proxy
 from gpuimg.arraywriter import CastPlan, data_range, needs_range, plan_cast, plan_write, write_array
+from gpuimg.config import settings
 from gpuimg.errors import HeaderDataError, ImageFileError
 from gpuimg.headers.analyze import AnalyzeHeader
 from gpuimg.headers.spm import Spm2AnalyzeHeader, SpmAnalyzeHeader
@@ -82,13 +83,15 @@ class AnalyzeImage(SpatialImage):
         except FileNotFoundError as error:
             raise ImageFileError(f"{name}: no such file") from error
 
-    def to_file_map(self, file_map=None, dtype=None) -> None:
+    def to_file_map(self, file_map=None, dtype=None, *, bgzf: bool | None = None) -> None:
         """Write header and data to ``file_map`` (default: the image's own).
 
         Scale factors the caller set on the header (not NaN) are stored as they are and the data are
         written cast, unscaled; otherwise the write chooses them (see :mod:`gpuimg.scalefactors`).
         Each file is written to a temporary file in the same folder and renamed over the target only when
-        everything was written, so a failed save leaves existing files intact.
+        everything was written, so a failed save leaves existing files intact. ``.gz`` files are written
+        at ``gpuimg.config.settings.compresslevel``, as BGZF when ``bgzf`` is True (None: the
+        ``bgzf`` setting; see :mod:`gpuimg.io.bgzf`), else as one gzip stream.
 
         Raises
         ------
@@ -106,7 +109,7 @@ class AnalyzeImage(SpatialImage):
             slope, inter = factors
             header.set_slope_inter(slope, inter if header.has_data_intercept else None)
         hdr_fh, img_fh = self._header_and_image(file_map)
-        with _AtomicFiles() as files:
+        with _AtomicFiles(settings.bgzf if bgzf is None else bgzf) as files:
             hdr_file = files.open(hdr_fh)
             img_file = hdr_file if hdr_fh.same_file_as(img_fh) else files.open(img_fh)
             header.write_to(hdr_file)
@@ -168,7 +171,8 @@ def _factors_unset(header) -> bool:
 class _AtomicFiles:
     """Open files for writing under temporary names; rename them all into place only on success."""
 
-    def __init__(self) -> None:
+    def __init__(self, bgzf: bool) -> None:
+        self._bgzf = bgzf
         self._stack = ExitStack()
         self._pending: list[tuple[str, str]] = []
 
@@ -190,7 +194,9 @@ class _AtomicFiles:
         )
         os.close(fd)
         self._pending.append((temporary, target))
-        return self._stack.enter_context(open_image_file(temporary, "wb"))
+        return self._stack.enter_context(
+            open_image_file(temporary, "wb", compresslevel=settings.compresslevel, bgzf=self._bgzf)
+        )
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:

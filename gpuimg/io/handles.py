@@ -2,7 +2,7 @@
 
 A :class:`FileHandle` stands for "the file this proxy reads": it opens it on
 demand under a lock, optionally keeps it open, keeps a gzip file's seek index
-across re-opens, and pickles as just the path and the keep-open choice.
+(or a BGZF file's block table) across re-opens, and pickles as just the path and the keep-open choice.
 
 >>> import io
 >>> handle = FileHandle(io.BytesIO(b"abc"), keep_file_open=False)
@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from gpuimg.config import reset_after_fork
 from gpuimg.errors import FileChangedError
+from gpuimg.io.bgzf import BgzfIndex, BgzfReader, is_bgzf_file
 from gpuimg.io.openers import GzipIndex, GzipReader, file_identity, is_gzip_path
 
 __all__ = ["KEEP_FILE_OPEN_DEFAULT", "FileHandle"]
@@ -60,7 +61,9 @@ class FileHandle:
         self._kept: IO[bytes] | None = None
         self._kept_pid = 0
         self._kept_identity: tuple[int, ...] | None = None
-        self._gzip_index = GzipIndex() if is_gzip_path(path_or_fileobj) else None
+        gzip = is_gzip_path(path_or_fileobj)
+        self._gzip_index = GzipIndex() if gzip else None
+        self._bgzf_index = BgzfIndex() if gzip else None
         reset_after_fork(self)
 
     @property
@@ -79,6 +82,11 @@ class FileHandle:
     def gzip_index(self) -> GzipIndex | None:
         """Checkpoint index of a gzip path (None otherwise)."""
         return self._gzip_index
+
+    @property
+    def bgzf_index(self) -> BgzfIndex | None:
+        """Block table of a gzip path, used when the file is BGZF (None otherwise)."""
+        return self._bgzf_index
 
     @contextmanager
     def open(self) -> Iterator[IO[bytes]]:
@@ -172,6 +180,8 @@ class FileHandle:
     def _open_new(self, path: str | os.PathLike[str] | None = None) -> IO[bytes]:
         """Open ``path`` (default: the target), named as the target in messages."""
         path = self._target if path is None else path
+        if self._bgzf_index is not None and is_bgzf_file(path):
+            return BgzfReader(path, name=self.name, index=self._bgzf_index)
         if self._gzip_index is not None:
             return GzipReader(path, name=self.name, index=self._gzip_index)
         return open(path, "rb")  # noqa: SIM115 - closed by open() or close()
@@ -233,5 +243,7 @@ class FileHandle:
 
 
 def _raw_fileno(fileobj: IO[bytes]) -> int:
-    """The descriptor of the file under ``fileobj`` (the compressed file of a :class:`GzipReader`)."""
-    return fileobj.raw.fileno() if isinstance(fileobj, GzipReader) else fileobj.fileno()
+    """The descriptor of the file under ``fileobj`` (the compressed file of a gzip or BGZF reader)."""
+    if isinstance(fileobj, (GzipReader, BgzfReader)):
+        return fileobj.raw.fileno()
+    return fileobj.fileno()

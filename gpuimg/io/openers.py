@@ -1,7 +1,8 @@
 """Opening image files: plain, or gzip with fast backends and a seek index.
 
 * :func:`open_image_file` opens plain files buffered, and ``.gz`` files as a
-  :class:`GzipReader` (reading) or an ISA-L gzip writer (writing).
+  :class:`GzipReader` (reading; a :class:`~gpuimg.io.bgzf.BgzfReader` for BGZF files) or a gzip
+  writer (writing: one ISA-L stream, or BGZF blocks).
 * :func:`open_sequential` opens a file for one forward pass (whole-array
   reads): gzip streams decompress straight into the caller's buffer with the
   fastest streaming backend available.
@@ -32,6 +33,8 @@ from isal import igzip, isal_zlib
 
 from gpuimg.config import reset_after_fork
 from gpuimg.errors import CompressedStreamError
+from gpuimg.io.bgzf import BgzfReader, BgzfWriter, is_bgzf_file
+from gpuimg.io.positioned import PositionedReader, file_identity
 
 try:
     from zlib_ng import gzip_ng, zlib_ng
@@ -361,16 +364,6 @@ class GzipIndex:
             return best
 
 
-def file_identity(fd: int) -> tuple[int, int, int, int]:
-    """``(device, inode, size, modification time in ns)`` of an open file: what says it changed.
-
-    The status change time is left out on purpose: deleting or renaming a file changes it, and a
-    file kept open still reads the same bytes then.
-    """
-    st = os.fstat(fd)
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
 def _file_identity(raw: Any) -> tuple[int, ...] | None:
     try:
         return file_identity(raw.fileno())
@@ -378,7 +371,7 @@ def _file_identity(raw: Any) -> tuple[int, ...] | None:
         return None
 
 
-class GzipReader(io.RawIOBase):
+class GzipReader(PositionedReader):
     """Seekable reader of a (possibly multi-member) gzip file.
 
     Parameters
@@ -400,6 +393,8 @@ class GzipReader(io.RawIOBase):
     nearest checkpoint. Reading the first few hundred bytes decompresses about
     that much. Not thread-safe, like any file object.
     """
+
+    kind = "gzip reader"
 
     def __init__(
         self,
@@ -430,7 +425,7 @@ class GzipReader(io.RawIOBase):
         self._pending = b""  # compressed bytes read but not yet consumed
         self._comp_pos = 0  # compressed offset just after the bytes read so far
         self._out_pos = 0  # uncompressed position the decompressor has reached
-        self._target = 0  # logical position (tell)
+        self._position = 0  # logical position (tell)
         self._at_end = False
 
     @property
@@ -444,32 +439,6 @@ class GzipReader(io.RawIOBase):
         return self._raw
 
     # -- io protocol ------------------------------------------------------------------------------
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        self._check_open()
-        return self._target
-
-    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
-        """Set the logical position; the decompression happens on the next read."""
-        self._check_open()
-        if whence == os.SEEK_SET:
-            target = pos
-        elif whence == os.SEEK_CUR:
-            target = self._target + pos
-        elif whence == os.SEEK_END:
-            target = self._size() + pos
-        else:
-            raise ValueError(f"whence is {whence}, expected 0, 1 or 2")
-        if target < 0:
-            raise ValueError(f"{self.name}: seek to negative position {target}")
-        self._target = target
-        return target
-
     def readinto(self, buffer: Any) -> int:
         """Read up to ``len(buffer)`` bytes into ``buffer``; fewer only at the end.
 
@@ -478,11 +447,11 @@ class GzipReader(io.RawIOBase):
         """
         self._check_open()
         dest = memoryview(buffer).cast("B")
-        filled = self._index.copy_recent(self._target, dest) if self._index is not None else 0
-        self._target += filled
+        filled = self._index.copy_recent(self._position, dest) if self._index is not None else 0
+        self._position += filled
         if filled == dest.nbytes:
             return filled
-        start = self._target
+        start = self._position
         self._move_to(start)
         while filled < dest.nbytes:
             chunk = self._next_chunk(min(dest.nbytes - filled, _OUTPUT_CHUNK))
@@ -490,7 +459,7 @@ class GzipReader(io.RawIOBase):
                 break
             dest[filled : filled + len(chunk)] = chunk
             filled += len(chunk)
-        self._target = self._out_pos
+        self._position = self._out_pos
         if self._index is not None:
             ahead = [bytes(dest[max(0, filled - self._index.window) : filled])]
             ahead_start = self._out_pos - len(ahead[0])
@@ -505,7 +474,7 @@ class GzipReader(io.RawIOBase):
     def read(self, size: int | None = -1) -> bytes:
         """Read up to ``size`` bytes (all that is left when negative or None)."""
         self._check_open()
-        self._move_to(self._target)
+        self._move_to(self._position)
         chunks = []
         remaining = -1 if size is None or size < 0 else size
         while remaining != 0:
@@ -515,11 +484,8 @@ class GzipReader(io.RawIOBase):
                 break
             chunks.append(chunk)
             remaining -= 0 if remaining < 0 else len(chunk)
-        self._target = self._out_pos
+        self._position = self._out_pos
         return b"".join(chunks)
-
-    def readall(self) -> bytes:
-        return self.read(-1)
 
     def close(self) -> None:
         if not self.closed and self._index is not None and self._decompressor is not None:
@@ -533,17 +499,7 @@ class GzipReader(io.RawIOBase):
         self._pending = b""
         super().close()
 
-    def __getstate__(self) -> None:
-        raise TypeError(f"cannot pickle an open {type(self).__name__} ({self.name})")
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r} pos={self._target}>"
-
     # -- decompression ----------------------------------------------------------------------------
-    def _check_open(self) -> None:
-        if self.closed:
-            raise ValueError(f"{self.name}: I/O operation on a closed gzip reader")
-
     def _size(self) -> int:
         """Total decompressed size, decompressing to the end if not yet known."""
         if self._index is not None and self._index.uncompressed_size is not None:
@@ -671,7 +627,7 @@ class _IGzipWriter(_GzipWriter, igzip.IGzipFile):
 
 
 def open_image_file(
-    path: str | os.PathLike[str], mode: str = "rb", *, compresslevel: int = 1
+    path: str | os.PathLike[str], mode: str = "rb", *, compresslevel: int = 1, bgzf: bool = False
 ) -> IO[bytes]:
     """Open an image file, decompressing or compressing ``.gz`` files.
 
@@ -683,21 +639,28 @@ def open_image_file(
         Read or write, binary.
     compresslevel : int, optional
         gzip level 0-9 for writing; 0-3 use ISA-L (several times faster than
-        zlib, output readable by any gzip reader), 4-9 use zlib.
+        zlib, output readable by any gzip reader), 4-9 use zlib (libdeflate for
+        BGZF).
+    bgzf : bool, optional
+        Writing ``.gz``: BGZF blocks compressed in parallel (see
+        :mod:`gpuimg.io.bgzf`) instead of one gzip stream.
 
     Returns
     -------
     file object
-        Reading: a buffered file, or a :class:`GzipReader`. Writing: a
-        buffered file, or a gzip writer with no file name and mtime 0 in its
-        header (same bytes in, same file out).
+        Reading: a buffered file, a :class:`GzipReader`, or a
+        :class:`~gpuimg.io.bgzf.BgzfReader` when the first gzip member is a
+        BGZF block. Writing: a buffered file, or a gzip writer with no file
+        name and mtime 0 in its header (same bytes in, same file out).
     """
     if mode not in ("rb", "wb"):
         raise ValueError(f"{os.fspath(path)}: mode is {mode!r}, expected 'rb' or 'wb'")
     if not is_gzip_path(path):
         return open(path, mode)  # noqa: SIM115 - returned to the caller
     if mode == "rb":
-        return GzipReader(path)
+        return BgzfReader(path) if is_bgzf_file(path) else GzipReader(path)
+    if bgzf:
+        return BgzfWriter(path, compresslevel)
     if compresslevel not in range(10):
         raise ValueError(
             f"{os.fspath(path)}: compresslevel is {compresslevel}, expected an int in 0-9"

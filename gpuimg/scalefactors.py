@@ -29,6 +29,9 @@ from gpuimg.floatlimits import BEST_FLOAT, floor_exact, shared_range
 #: Scale factors are stored (and applied when writing) as float32.
 FACTOR_DTYPE = np.dtype(np.float32)
 
+#: Values looked at a time when finding the finite range of float data.
+RANGE_BLOCK_ELEMENTS = 1 << 18
+
 
 @dataclass(frozen=True)
 class DataRange:
@@ -56,19 +59,33 @@ class DataRange:
 
 
 def data_range(data: np.ndarray) -> DataRange:
-    """The finite range of integer or float ``data`` and whether it holds NaNs."""
+    """The finite range of integer or float ``data`` and whether it holds NaNs.
+
+    Float data are looked at :data:`RANGE_BLOCK_ELEMENTS` values at a time, so the mask that drops
+    non-finite values never spans the whole array.
+    """
     data = np.asarray(data)
     if data.size == 0:
         return DataRange(np.inf, -np.inf, empty=True)
-    low, high = data.min(), data.max()
-    if data.dtype.kind not in "fc" or (np.isfinite(low) and np.isfinite(high)):
-        return DataRange(low, high)
-    has_nan = bool(np.isnan(low) or np.isnan(high))
-    finite = data[np.isfinite(data)]
-    if finite.size == 0:
+    if data.dtype.kind not in "fc":
+        return DataRange(data.min(), data.max())
+    flat = data.ravel(order="K")  # a view of any contiguous array
+    lows, highs, has_nan = [], [], False
+    for start in range(0, flat.size, RANGE_BLOCK_ELEMENTS):
+        block = flat[start : start + RANGE_BLOCK_ELEMENTS]
+        low, high = block.min(), block.max()
+        if not (np.isfinite(low) and np.isfinite(high)):
+            has_nan = has_nan or bool(np.isnan(low) or np.isnan(high))
+            block = block[np.isfinite(block)]
+            if block.size == 0:
+                continue
+            low, high = block.min(), block.max()
+        lows.append(low)
+        highs.append(high)
+    if not lows:
         none = data.dtype.type
         return DataRange(none(np.inf), none(-np.inf), has_nan)
-    return DataRange(finite.min(), finite.max(), has_nan)
+    return DataRange(min(lows), max(highs), has_nan)
 
 
 def needs_range(in_dtype: np.dtype, out_dtype: np.dtype) -> bool:

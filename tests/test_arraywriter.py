@@ -228,6 +228,25 @@ def test_cast_blocks_concatenate_to_the_whole_cast():
     assert np.all(whole[::97] == np.rint(-plan.inter / plan.slope))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64])
+def test_data_range_over_blocks_finds_the_finite_range_and_nans(monkeypatch, dtype):
+    monkeypatch.setattr(gpuimg.scalefactors, "RANGE_BLOCK_ELEMENTS", 7)
+    data = np.arange(60, dtype=dtype).reshape(3, 4, 5) - 20
+    data.flat[[3, 11, 40]] = np.inf, -np.inf, np.nan
+    data.flat[14:21] = np.nan  # a whole block without a finite value
+    for view in (data, data[1:, ::2]):  # contiguous, strided
+        rng = data_range(view)
+        finite = view[np.isfinite(view)]
+        expected = (finite.min(), finite.max(), bool(np.isnan(view).any()))
+        assert (rng.low, rng.high, rng.has_nan) == expected
+
+
+def test_data_range_without_finite_values():
+    rng = data_range(np.array([np.inf, -np.inf]))
+    assert (rng.has_finite, rng.has_nan, rng.empty) == (False, False, False)
+    assert data_range(np.zeros((0, 3))).empty
+
+
 def test_plan_cast_refuses_non_finite_factors():
     with pytest.raises(ScalingError, match="slope inf"):
         plan_cast(np.dtype(np.float64), np.dtype(np.int16), np.float32(np.inf), 0.0)

@@ -27,7 +27,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
 
@@ -35,7 +35,7 @@ import numpy as np
 
 from gpuimg.config import reset_after_fork
 from gpuimg.errors import DeviceMemoryError, DeviceUnavailableError
-from gpuimg.scaling import ScalePlan
+from gpuimg.scaling import ScalePlan, plan_scaling
 
 INSTALL_HINT = "pip install 'gpuimg[cuda12]' (CUDA 12) or 'gpuimg[cuda13]' (CUDA 13)"
 
@@ -43,6 +43,7 @@ _lock = threading.RLock()
 _override: ModuleType | None = None
 _checked: set[str] = set()
 _streams: dict[tuple[str, int], Any] = {}
+_devices_asked: set[int] = set()
 _kernels: dict[tuple, Any] = {}
 _forked_after_cuda = False  # set in a child forked after this process initialised CUDA
 
@@ -135,6 +136,7 @@ def _forget_backend_state() -> None:
     """Drop pooled buffers and streams that belong to the backend being swapped out."""
     _default_pool.clear()
     _streams.clear()
+    _devices_asked.clear()
 
 
 def is_device_array(obj: object) -> bool:
@@ -170,7 +172,7 @@ def resolve_device(device: object) -> int | None:
     if backend is not None and isinstance(device, backend.cuda.Device):
         index = device.id
     elif device == "cuda":
-        return get_cupy().cuda.Device().id
+        index = get_cupy().cuda.Device().id
     elif isinstance(device, str) and device.startswith("cuda:") and device[5:].isdigit():
         index = int(device[5:])
     elif isinstance(device, (int, np.integer)) and not isinstance(device, bool) and device >= 0:
@@ -183,6 +185,8 @@ def resolve_device(device: object) -> int | None:
     count = get_cupy().cuda.runtime.getDeviceCount()
     if index >= count:
         raise DeviceUnavailableError(f"device is {device!r}, but only {count} CUDA device(s) exist")
+    with _lock:
+        _devices_asked.add(index)
     return index
 
 
@@ -197,9 +201,42 @@ def gpuimg_stream(device_id: int) -> Any:
         return _streams[key]
 
 
+def current_stream_event(device_id: int) -> Any:
+    """An event recorded now on ``device_id``'s current stream: where the caller's work has got to."""
+    cupy = get_cupy()
+    with cupy.cuda.Device(device_id):
+        return cupy.cuda.get_current_stream().record()
+
+
+def wait_on_current_stream(event: Any, device_id: int) -> None:
+    """Order later work on ``device_id``'s current stream after ``event`` (no host synchronisation)."""
+    cupy = get_cupy()
+    with cupy.cuda.Device(device_id):
+        cupy.cuda.get_current_stream().wait_event(event)
+
+
+def check_stream_device(stream: Any, device_id: int, what: str) -> None:
+    """Refuse a ``stream=`` created on another device than the one being read to.
+
+    CuPy keeps a current stream per device and raises a bare RuntimeError on entering a stream of
+    another device; this says which argument is wrong before any work starts.
+    """
+    if stream.device_id not in (-1, device_id):  # -1: the null stream, which every device has
+        raise ValueError(
+            f"{what}: stream= was created on CUDA device {stream.device_id}, but the data go to "
+            f"device {device_id}; pass a stream created on device {device_id} (or no stream)"
+        )
+
+
+def _order(array: Any) -> str:
+    """``'F'`` for an array that is Fortran- but not C-contiguous, else ``'C'``."""
+    return "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
+
+
 def to_host(array: Any) -> np.ndarray:
-    """Copy a device array to a new numpy array (after the current stream's queued work)."""
-    return get_cupy().asnumpy(array)
+    """Copy a device array to a new numpy array in its own memory order (after the current stream's
+    queued work); a Fortran-ordered array is not first copied to C order on the device."""
+    return get_cupy().asnumpy(array, order=_order(array))
 
 
 def to_device(array: Any, *, dtype: Any = None, device: object = "cuda") -> Any:
@@ -208,7 +245,9 @@ def to_device(array: Any, *, dtype: Any = None, device: object = "cuda") -> Any:
     Parameters
     ----------
     array : array_like or cupy.ndarray
-        Host data, or a device array (returned as is when it already has ``dtype``).
+        Host data, or a device array: returned as is when it is already on ``device`` with ``dtype``,
+        otherwise copied there (from another GPU if need be) and converted bit-exactly by gpuimg's
+        kernel (CuPy's own casts flush float32 subnormals to zero).
     dtype : dtype, optional
         Result dtype; the conversion happens on the host for host data.
     device : str, int or cupy.cuda.Device
@@ -217,20 +256,40 @@ def to_device(array: Any, *, dtype: Any = None, device: object = "cuda") -> Any:
     Returns
     -------
     cupy.ndarray
-        Keeps the memory order of a Fortran-ordered input.
+        On ``device``, ready on its current stream; keeps the memory order of a Fortran-ordered input.
     """
     device_id = resolve_device(device)
     if device_id is None:
         raise ValueError(f"device is {device!r}; to_device needs a GPU, e.g. 'cuda' or 'cuda:0'")
     cupy = get_cupy()
+    if is_device_array(array):
+        return _device_to_device(cupy, array, dtype, device_id)
     with cupy.cuda.Device(device_id):
-        if is_device_array(array):
-            return array if dtype is None or array.dtype == dtype else array.astype(dtype)
         host = np.asanyarray(array, dtype=dtype)
         host = host.astype(device_dtype(host.dtype), copy=False)
-        fortran = host.flags.f_contiguous and not host.flags.c_contiguous
-        out = cupy.empty(host.shape, dtype=host.dtype, order="F" if fortran else "C")
+        out = cupy.empty(host.shape, dtype=host.dtype, order=_order(host))
         out.set(host)
+        return out
+
+
+def _device_to_device(cupy: Any, array: Any, dtype: Any, device_id: int) -> Any:
+    """``array`` on ``device_id`` as ``dtype``, copied from its own device first if that differs."""
+    target = array.dtype if dtype is None else device_dtype(dtype)
+    source_id = array.device.id
+    if source_id != device_id:
+        with cupy.cuda.Device(source_id):
+            if not (array.flags.c_contiguous or array.flags.f_contiguous):
+                array = array.copy(order="C")  # CuPy copies between devices only contiguous arrays
+            ready = cupy.cuda.get_current_stream().record()
+        with cupy.cuda.Device(device_id):
+            # The copy runs on this device's current stream: order it after the source's work.
+            cupy.cuda.get_current_stream().wait_event(ready)
+            array = array.copy(order=_order(array))
+    if array.dtype == target:
+        return array
+    with cupy.cuda.Device(device_id):
+        out = cupy.empty(array.shape, dtype=target, order=_order(array))
+        cast_into(array, out)
         return out
 
 
@@ -268,6 +327,7 @@ class PinnedPool:
     :meth:`acquire` prefers a free buffer, then a pending one whose event is done, then a new
     allocation while under ``max_buffers``, then waits for the oldest pending copy to finish. A
     released buffer is never handed out before the event recorded after its copy has completed.
+    Each buffer pins exactly ``buffer_size`` bytes, so ``stats().bytes`` is the real pinned footprint.
     """
 
     def __init__(self, buffer_size: int = 8 << 20, max_buffers: int = 4) -> None:
@@ -347,7 +407,11 @@ class PinnedPool:
     def _allocate(self) -> np.ndarray:
         size = self._buffer_size
         try:
-            memory = get_cupy().cuda.alloc_pinned_memory(size)
+            # Pinned straight from CUDA, exactly ``size`` bytes: CuPy's pinned memory pool (behind
+            # alloc_pinned_memory) rounds each request up to a power of two, and this pool recycles
+            # its buffers itself.
+            cuda = get_cupy().cuda
+            memory = cuda.PinnedMemoryPointer(cuda.PinnedMemory(size), 0)
         except BaseException:
             with self._cond:
                 self._count -= 1
@@ -448,10 +512,16 @@ _CTYPES = {
     np.dtype(np.float64): "double",
 }
 _UNSIGNED = {size: np.dtype(f"u{size}") for size in (1, 2, 4, 8)}
+_F4, _F8 = np.dtype(np.float32), np.dtype(np.float64)
 # Explicitly rounded intrinsics: nvcc never contracts them into an FMA, so every product and sum is
-# rounded exactly as numpy's separate multiply and add passes round them.
-_MUL = {np.dtype(np.float32): "__fmul_rn", np.dtype(np.float64): "__dmul_rn"}
-_ADD = {np.dtype(np.float32): "__fadd_rn", np.dtype(np.float64): "__dadd_rn"}
+# rounded exactly as numpy's separate multiply and add passes round them. Scaling runs in double
+# precision only: CuPy compiles with -ftz=true, which flushes float32 subnormals in single-precision
+# arithmetic (double precision is not affected).
+_MUL, _ADD = "__dmul_rn", "__dadd_rn"
+# Under -ftz=true a C cast from or to float ((double)x, (float)w) flushes float32 subnormals to zero;
+# PTX's cvt without .ftz converts them exactly, as numpy does.
+_PTX_CVT = {(_F4, _F8): "cvt.f64.f32", (_F8, _F4): "cvt.rn.f32.f64"}
+_PTX_REGISTER = {_F4: "f", _F8: "d"}
 _AS_FLOAT = {
     np.dtype(np.float32): "__uint_as_float((unsigned int)u)",
     np.dtype(np.float64): "__longlong_as_double((long long)u)",
@@ -513,14 +583,20 @@ def kernel_spec(plan: ScalePlan) -> KernelSpec:
     Raises
     ------
     TypeError
-        Structured (RGB) data, or a dtype CUDA has no arithmetic for (complex, long double, half).
+        Structured (RGB) data, a dtype CUDA has no arithmetic for (complex, long double, half), or a
+        work dtype other than float64 (nibabel's, the only one :func:`plan_scaling` gives).
 
     Examples
     --------
     >>> from gpuimg.scaling import plan_scaling
     >>> spec = kernel_spec(plan_scaling(np.dtype('>i2'), 2.0, None, np.dtype('float32')))
-    >>> print(spec.operation.splitlines()[-2:])
-    ['w = __dmul_rn(w, s);', 'y = (float)w;']
+    >>> for line in spec.operation.splitlines()[-5:]:
+    ...     print(line)
+    double w = (double)r;
+    w = __dmul_rn(w, s);
+    float c0;
+    asm("cvt.rn.f32.f64 %0, %1;" : "=f"(c0) : "d"(w));
+    y = c0;
     """
     raw = plan.raw_dtype
     if raw.fields is not None:
@@ -536,17 +612,20 @@ def kernel_spec(plan: ScalePlan) -> KernelSpec:
     params = ""
     if plan.work_dtype is not None:
         work = _kernel_dtype(plan.work_dtype, "work")
-        lines.append(f"{_CTYPES[work]} w = ({_CTYPES[work]}){value};")
+        if work != _F8:
+            raise TypeError(f"the GPU kernel scales in float64, the plan's work dtype is {work}")
+        lines += _convert_lines(value, current, work, "w")
         for name, factor, op in (("s", plan.slope, _MUL), ("b", plan.inter, _ADD)):
             if factor is not None:
-                lines.append(f"w = {op[work]}(w, {name});")
+                lines.append(f"w = {op}(w, {name});")
                 params += f", {work.name} {name}"
                 scalars.append(work.type(factor))
         value, current = "w", work
-    for cast in plan.casts:
+    for step, cast in enumerate(plan.casts):
         target = _kernel_dtype(cast, "result")
         if target != current:
-            value, current = f"({_CTYPES[target]}){value}", target
+            lines += _convert_lines(value, current, target, f"c{step}")
+            value, current = f"c{step}", target
     if not lines and current == native:
         operation = ""
     else:
@@ -564,6 +643,15 @@ def kernel_spec(plan: ScalePlan) -> KernelSpec:
         out_dtype=current,
         scalars=tuple(scalars),
     )
+
+
+def _convert_lines(value: str, source: np.dtype, target: np.dtype, name: str) -> list[str]:
+    """C lines declaring ``name``, the ``source`` value ``value`` converted exactly to ``target``."""
+    ctype = _CTYPES[target]
+    if (source, target) not in _PTX_CVT:
+        return [f"{ctype} {name} = ({ctype}){value};"]
+    constraints = f'"={_PTX_REGISTER[target]}"({name}) : "{_PTX_REGISTER[source]}"({value})'
+    return [f"{ctype} {name};", f'asm("{_PTX_CVT[source, target]} %0, %1;" : {constraints});']
 
 
 def _swap_lines(native: np.dtype) -> list[str]:
@@ -598,29 +686,59 @@ def run_kernel(spec: KernelSpec, src: Any, dst: Any) -> None:
     kernel(src, *spec.scalars, dst)
 
 
+def cast_into(src: Any, dst: Any) -> None:
+    """Copy (and cast, bit-exactly) ``src`` into ``dst`` on the current stream, whatever their strides."""
+    spec = kernel_spec(plan_scaling(src.dtype, None, None, dst.dtype))
+    run_kernel(replace(spec, operation="y = x;") if spec.is_copy else spec, src, dst)
+
+
 # --------------------------------------------------------------------------------------------------
 # Device memory
 # --------------------------------------------------------------------------------------------------
 def empty_cache() -> None:
     """Free cached device and pinned memory (gpuimg's ``torch.cuda.empty_cache``).
 
-    Drops gpuimg's idle pinned buffers, then frees CuPy's unused memory-pool blocks. Memory held by
-    live arrays stays; CuPy frees a split block only once every part of it is free.
+    Drops gpuimg's idle pinned buffers, then frees CuPy's unused memory-pool blocks on the current
+    device and on every device gpuimg has been asked to use (CuPy keeps one pool per device and its
+    methods act on the current device's). Memory held by live arrays stays; CuPy frees a split block
+    only once every part of it is free.
     """
     _default_pool.clear()
     backend = _loaded_backend()
-    if backend is not None:
-        backend.get_default_memory_pool().free_all_blocks()
-        backend.get_default_pinned_memory_pool().free_all_blocks()
+    if backend is None:
+        return
+    pool = backend.get_default_memory_pool()
+    for device_id in _pool_devices(backend):
+        with backend.cuda.Device(device_id):
+            pool.free_all_blocks()
+    backend.get_default_pinned_memory_pool().free_all_blocks()
 
 
 def device_memory_used(*, include_cached: bool = False) -> int:
-    """Bytes of device memory held by live arrays in CuPy's default pool (plus its cache if asked)."""
+    """Bytes of device memory held by live arrays in CuPy's default pool (plus its cache if asked),
+    summed over the current device and every device gpuimg has been asked to use."""
     backend = _loaded_backend()
     if backend is None:
         return 0
     pool = backend.get_default_memory_pool()
-    return pool.total_bytes() if include_cached else pool.used_bytes()
+    total = 0
+    for device_id in _pool_devices(backend):
+        with backend.cuda.Device(device_id):
+            total += pool.total_bytes() if include_cached else pool.used_bytes()
+    return total
+
+
+def _pool_devices(backend: ModuleType) -> list[int]:
+    """The devices whose pools to visit: the current one and those gpuimg was asked for.
+
+    Devices never asked for are left alone: switching to one would create a CUDA context there.
+    """
+    try:
+        current = backend.cuda.Device().id
+    except backend.cuda.runtime.CUDARuntimeError:  # CuPy without a usable device: nothing pooled
+        return []
+    with _lock:
+        return sorted(_devices_asked | {current})
 
 
 @contextmanager

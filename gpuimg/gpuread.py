@@ -2,8 +2,10 @@
 
 Only the raw on-disk bytes cross PCIe. The block is read in chunks into pinned host buffers; each
 chunk's asynchronous host-to-device copy and its fused scale kernel run on gpuimg's own stream while
-the host reads the next chunk into the other buffer. The caller's stream is made to wait on an event
-at the end, so nothing here blocks the host on the GPU.
+the host reads the next chunk into the other buffer. Events order the two streams both ways, so
+nothing here blocks the host on the GPU: gpuimg's stream waits for the caller's stream to reach the
+result's allocation (CuPy's pool may hand back a block the caller's queued work still uses), and the
+caller's stream waits for the read at the end; the result is ready on the caller's stream.
 
 A *source* is anything with this small protocol (the array proxy implements it):
 
@@ -32,6 +34,7 @@ import numpy as np
 
 from gpuimg import device as _device
 from gpuimg.device import (
+    check_stream_device,
     default_pinned_pool,
     device_dtype,
     device_memory_guard,
@@ -108,8 +111,8 @@ def read_to_device(
     device : str, int or cupy.cuda.Device
         Where the result lives (anything :func:`gpuimg.device.resolve_device` accepts but the host).
     stream : cupy.cuda.Stream, optional
-        The stream that will use the result; the current stream by default. It waits, on the device,
-        for the read to finish.
+        The stream that will use the result (created on ``device``); the device's current stream by
+        default. The result is ready on it: it waits, on the device, for the read to finish.
     name : str
         What is being read (a file name), for error messages.
 
@@ -125,6 +128,8 @@ def read_to_device(
         device memory of the partial result is freed.
     TypeError
         The data cannot be handled on the GPU (structured RGB data, long double, complex256).
+    ValueError
+        ``stream`` was created on another device.
     """
     device_id = resolve_device(device)
     if device_id is None:
@@ -132,6 +137,8 @@ def read_to_device(
             f"device is {device!r}; read_to_device needs a GPU, e.g. 'cuda' or 'cuda:0'"
         )
     _check_source(source, plan, name)
+    if stream is not None:
+        check_stream_device(stream, device_id, name or "data block")
     via_host = plan.raw_dtype.kind == "c" and plan.raw_dtype.itemsize <= 16
     if not via_host:
         kernel_spec(plan)  # raises TypeError before any work for data the GPU cannot handle
@@ -171,10 +178,7 @@ def _read_streamed(cupy: Any, source: RawSource, plan: ScalePlan, work: Any, con
     """Chunks through pinned buffers, one fused kernel per chunk, into a flat result."""
     spec = kernel_spec(plan)
     count = math.prod(source.raw_shape)
-    with consumer:
-        # Allocated on the consumer's stream: CuPy's pool reuses a freed block only in the order of
-        # the stream it was allocated on, and the consumer is the last to touch this one.
-        flat = cupy.empty(count, dtype=spec.out_dtype)
+    flat = _allocate_for(cupy, consumer, work, count, spec.out_dtype, "C")
     if count:
         with work:
             _stream_chunks(cupy, source, spec, flat, work)
@@ -187,6 +191,21 @@ def _read_streamed(cupy: Any, source: RawSource, plan: ScalePlan, work: Any, con
             result = result.copy(order="F")
     _check_shape(result, source)
     return result
+
+
+def _allocate_for(
+    cupy: Any, consumer: Any, work: Any, shape: Any, dtype: np.dtype, order: str
+) -> Any:
+    """A result array for ``consumer`` that gpuimg's ``work`` stream may write.
+
+    It is allocated on the consumer's stream, which touches it last. CuPy's pool hands a block
+    freed on that stream straight back to it, even while the consumer's queued kernels may still
+    use the old array, so the writing stream first waits for the consumer to get this far.
+    """
+    with consumer:
+        array = cupy.empty(shape, dtype=dtype, order=order)
+    work.wait_event(consumer.record())
+    return array
 
 
 def _stream_chunks(cupy: Any, source: RawSource, spec: Any, flat: Any, work: Any) -> None:
@@ -233,8 +252,7 @@ def _read_via_host(cupy: Any, source: RawSource, plan: ScalePlan, work: Any, con
     scaled = apply_scaling(values, plan)[source.post_slicer]
     # np.asfortranarray would turn a 0-d result (an integer index on a 1-D image) into shape (1,).
     host = np.asarray(scaled, dtype=device_dtype(scaled.dtype), order="F")
-    with consumer:
-        result = cupy.empty(host.shape, dtype=host.dtype, order="F")
+    result = _allocate_for(cupy, consumer, work, host.shape, host.dtype, "F")
     result.set(host, stream=work)
     consumer.wait_event(work.record())
     _stats.add(bytes_to_device=host.nbytes, host_fallbacks=1)

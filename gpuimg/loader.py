@@ -41,7 +41,6 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -51,7 +50,7 @@ from gpuimg.config import reset_after_fork, settings
 from gpuimg.errors import GpuimgError
 from gpuimg.io.buffers import default_pool
 from gpuimg.loadsave import load
-from gpuimg.scaling import ScalePlan, plan_scaling, scale_transposed_into
+from gpuimg.scaling import ScalePlan, scale_transposed_into
 
 __all__ = ["Loader", "crop_or_pad", "sample_order"]
 
@@ -536,9 +535,10 @@ def _read_scaled_into(proxy: Any, slicer: tuple, plan: ScalePlan, out: np.ndarra
 class _DeviceFiller:
     """Batches in GPU memory: each volume streams to the device, then a device copy puts it in its slot.
 
-    Workers each have their own stream. A slot is overwritten only after the consumer's stream has
-    passed the point where it asked for the next batch (an event recorded then), and a worker waits
-    for its volume's copies before reporting it done, so a yielded batch is complete.
+    Workers each have their own stream. A slot is written only after the consumer's stream has
+    passed the point where the batch buffer was allocated or the consumer asked for the next batch
+    (an event recorded then), and a worker waits for its volume's copies before reporting it done,
+    so a yielded batch is complete and ready on any stream.
     """
 
     def __init__(self, loader: Loader) -> None:
@@ -558,7 +558,11 @@ class _DeviceFiller:
     def allocate(self) -> Any:
         loader = self._loader
         with self._cupy.cuda.Device(loader.device):
-            return self._cupy.empty((loader.batch_size, *loader.shape), loader.dtype)
+            buffer = self._cupy.empty((loader.batch_size, *loader.shape), loader.dtype)
+        # Allocated on the consumer's stream, whose queued work may still use the block (CuPy's pool
+        # hands a freed block straight back to its stream): workers wait for it to get this far.
+        self.release(buffer)
+        return buffer
 
     def fill(self, proxy: Any, slicers: tuple | None, buffer: Any, slot: int, path: str) -> None:
         loader = self._loader
@@ -572,12 +576,12 @@ class _DeviceFiller:
                 stream.wait_event(released)
             target = buffer[slot]
             if slicers is not None:
-                _device_copy(self._zeros_like(target), target)
-            _device_copy(volume, target[destination])
+                device_seam.cast_into(self._zeros_like(target), target)
+            device_seam.cast_into(volume, target[destination])
             if loader.transform is not None:
                 result = _transformed(loader, target, path)
                 if result is not target:
-                    _device_copy(result, target)
+                    device_seam.cast_into(result, target)
             stream.synchronize()
 
     def _zeros_like(self, target: Any) -> Any:
@@ -592,19 +596,10 @@ class _DeviceFiller:
             return self._zeros
 
     def release(self, buffer: Any) -> None:
-        """The consumer asked for the next batch: later work on its stream may still read this one."""
-        with self._cupy.cuda.Device(self._loader.device):
-            event = self._cupy.cuda.get_current_stream().record()
+        """The consumer is done queueing work on ``buffer``: workers write it only after that work."""
+        event = device_seam.current_stream_event(self._loader.device)
         with self._lock:
             self._released[id(buffer)] = event
 
     def keep(self, buffers: list[Any]) -> None:
         """The epoch is over: device buffers go back to CuPy's pool (their release events end here)."""
-
-
-def _device_copy(src: Any, dst: Any) -> None:
-    """Copy (and cast) ``src`` into ``dst`` on the current stream, whatever their strides."""
-    spec = device_seam.kernel_spec(plan_scaling(src.dtype, None, None, dst.dtype))
-    if spec.is_copy:
-        spec = replace(spec, operation="y = x;")
-    device_seam.run_kernel(spec, src, dst)

@@ -43,10 +43,17 @@ def double() -> Iterator[ModuleType]:
     cupy_double.set_device_count(1)
 
 
+@pytest.fixture
+def gpu() -> Iterator[ModuleType]:
+    """Real CuPy alone, on a CUDA device, for tests that need real streams (mark them ``cuda``)."""
+    with device.use_backend(_real_cupy()) as cupy:
+        yield cupy
+
+
 @pytest.fixture(autouse=True)
 def pinned_buffers_returned(request: pytest.FixtureRequest) -> Iterator[None]:
     """After a GPU test, no pinned buffer may still be handed out."""
     yield
-    if {"xp", "double"} & set(request.fixturenames):
+    if {"xp", "double", "gpu"} & set(request.fixturenames):
         stats = device.default_pinned_pool().stats()
         assert stats.in_use == 0, f"{stats.in_use} pinned buffer(s) still in use after the test"

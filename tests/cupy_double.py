@@ -5,10 +5,17 @@ that subset and nothing more; where CuPy (or nvcc) would be lenient, the double 
 passes on it has spelled out what it means:
 
 * :class:`ndarray` is its own type; ``np.asarray(array)`` raises TypeError as CuPy does. Data leave
-  only through ``.get()`` / :func:`asnumpy`, which synchronise the stream they copy on.
+  only through ``.get()`` / :func:`asnumpy`, which copy on a stream and synchronise it; a copy in an
+  order the array does not have is made on the device first (device memory, as in CuPy).
+* Devices: each has its own memory pool and, per thread, its own current stream
+  (``get_current_stream()`` is the current device's). Entering a stream created on another device
+  raises RuntimeError, and a kernel or ``astype`` on an array of another device raises ValueError
+  (peer access unavailable), as CuPy does; ``ndarray.copy()`` copies from another device.
 * Device memory is counted by :class:`MemoryPool` (``used_bytes``, ``total_bytes``,
-  ``free_all_blocks``, ``set_limit``): an array's bytes are freed when its memory is garbage
-  collected, and go to the pool's cache until ``free_all_blocks``. Allocating past the limit raises
+  ``free_all_blocks``, ``set_limit``), per device, in 512-byte blocks. As in CuPy, a block is cached
+  per stream (the current stream when it was allocated) once its array is garbage collected, and the
+  next allocation of that size on that stream gets it back at once, old contents and all, even while
+  work queued on that stream may still use it. Allocating past the limit raises
   ``cuda.memory.OutOfMemoryError``. Fresh memory is filled with 0xA5 bytes, never zeros.
 * Streams are lazy: copies and kernels are queued on a stream and run only when something waits
   for them (``Stream.synchronize``, ``Event.synchronize``, another stream's ``wait_event`` once that
@@ -16,29 +23,39 @@ passes on it has spelled out what it means:
   pinned memory reads the host buffer when it runs, so reusing that buffer before the event after
   the copy is done gives wrong data, as on a GPU; a copy from pageable memory is staged at once.
   Streams do not synchronise implicitly with the null stream (gpuimg uses non-blocking streams).
-* :class:`ElementwiseKernel` interprets the kernel's C source: declarations, assignments, casts,
-  ``| & << >>`` with C's integer promotions, integer literals, and the CUDA intrinsics
-  ``__dmul_rn __dadd_rn __fmul_rn __fadd_rn __uint_as_float __longlong_as_double``. Every
-  conversion must be written as a cast (no implicit conversions), shifts must stay in range.
+* Races are errors: every copy and kernel checks, when it is queued, that the work other streams
+  queued on the same device memory (its last writers, the readers before a write, and the work queued
+  on the allocating stream before a cached block was handed back) is ordered before it: by an event
+  this stream waited on (directly or through other streams' waits), or by the host having waited for
+  it. Otherwise it raises :class:`RaceError`.
+* :class:`ElementwiseKernel` interprets the kernel's C source (``tests/cuda_c.py``) with CuPy's
+  ``-ftz=true`` single-precision semantics; ``astype`` between float32 and other types flushes
+  float32 subnormals too, as CuPy's cast kernels (compiled with ``-ftz=true``) do.
+* Pinned memory: :class:`PinnedMemory` pins exactly the bytes asked for; the pinned memory pool
+  behind ``alloc_pinned_memory`` rounds every request up to a power of two (at least 512 bytes), as
+  CuPy 14's ``PinnedMemoryPool.malloc`` does.
 
-Test-only controls, not CuPy API: :func:`set_device_count`, :func:`pinned_bytes`.
+Test-only controls, not CuPy API: :func:`set_device_count`, :func:`pinned_bytes`, :class:`RaceError`.
 """
 
 from __future__ import annotations
 
-import re
+import ctypes
+import itertools
 import threading
 import weakref
-from collections import deque
-from collections.abc import Callable
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
 from types import SimpleNamespace
 
 import numpy as np
+from cuda_c import Program, ftz_cast
 
 __version__ = "double"
 
 _tls = threading.local()
 _device_count = 1
+_lock = threading.RLock()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -58,6 +75,10 @@ class OutOfMemoryError(MemoryError):
         )
 
 
+class RaceError(RuntimeError):
+    """Test-only: device memory used by two streams with nothing ordering one after the other."""
+
+
 def set_device_count(count: int) -> None:
     """Test control: how many devices ``runtime.getDeviceCount()`` reports."""
     global _device_count
@@ -74,12 +95,16 @@ def _device_stack() -> list[int]:
     return _tls.devices
 
 
+def _current_device() -> int:
+    return _device_stack()[-1]
+
+
 class Device:
     """``cupy.cuda.Device``: a device id, usable as a context manager."""
 
     def __init__(self, device: int | Device | None = None) -> None:
         if device is None:
-            self.id = _device_stack()[-1]
+            self.id = _current_device()
         elif isinstance(device, Device):
             self.id = device.id
         else:
@@ -94,13 +119,20 @@ class Device:
     def __exit__(self, *exc: object) -> None:
         _device_stack().pop()
 
+    def __repr__(self) -> str:
+        return f"<CUDA Device {self.id}>"
+
 
 # --------------------------------------------------------------------------------------------------
 # Streams and events
 # --------------------------------------------------------------------------------------------------
-def _stream_stack() -> list[Stream]:
+_stream_numbers = itertools.count()
+
+
+def _stream_stacks() -> tuple[dict[int, list[Stream]], list[int]]:
+    """This thread's current-stream stack per device, and the devices in the order streams were entered."""
     if not hasattr(_tls, "streams"):
-        _tls.streams = []
+        _tls.streams = ({}, [])
     return _tls.streams
 
 
@@ -115,14 +147,29 @@ class Stream:
         self._ops: deque[Callable[[], None]] = deque()
         self._queued = 0
         self._ran = 0
-        self.device_id = -1 if null else _device_stack()[-1]
+        # Other streams' positions this stream's later work is ordered after (waited-for events).
+        self._after: dict[Stream, int] = {}
+        self._number = next(_stream_numbers)
+        self.device_id = -1 if null else _current_device()
+
+    def __repr__(self) -> str:
+        return f"<Stream {self._number} (device {self.device_id})>"
 
     def __enter__(self) -> Stream:
-        _stream_stack().append(self)
+        device = _current_device()
+        if self.device_id not in (-1, device):
+            raise RuntimeError(
+                f"The device that the stream is created on ({self.device_id}) does not match "
+                f"with the current device ({device})"
+            )
+        stacks, entered = _stream_stacks()
+        stacks.setdefault(device, []).append(self)
+        entered.append(device)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _stream_stack().pop()
+        stacks, entered = _stream_stacks()
+        stacks[entered.pop()].pop()
 
     def record(self, event: Event | None = None) -> Event:
         """Record ``event`` (a new one if None) after the work queued so far."""
@@ -138,8 +185,10 @@ class Stream:
         """Later work on this stream runs after the work ``event`` was recorded behind."""
         marker = event._marker
         if marker is not None:
-            stream, position = marker
+            stream, position, after = marker
             self._enqueue(lambda: stream._run_through(position))
+            for source, at in {**after, stream: position}.items():
+                self._after[source] = max(self._after.get(source, 0), at)
 
     def _enqueue(self, op: Callable[[], None]) -> None:
         self._ops.append(op)
@@ -151,13 +200,17 @@ class Stream:
             self._ran += 1
             op()
 
+    def _ordered_after(self, stream: Stream, position: int) -> bool:
+        """True if work queued here now runs after ``stream``'s first ``position`` operations."""
+        return stream is self or stream._ran >= position or self._after.get(stream, 0) >= position
+
 
 Stream.null = Stream(null=True)
 
 
 def get_current_stream(device_id: int = -1) -> Stream:
-    """``cupy.cuda.get_current_stream``."""
-    stack = _stream_stack()
+    """``cupy.cuda.get_current_stream``: the current stream of ``device_id`` (the current device)."""
+    stack = _stream_stacks()[0].get(_current_device() if device_id == -1 else device_id)
     return stack[-1] if stack else Stream.null
 
 
@@ -167,17 +220,17 @@ class Event:
     def __init__(
         self, block: bool = False, disable_timing: bool = False, interprocess: bool = False
     ) -> None:
-        self._marker: tuple[Stream, int] | None = None
+        self._marker: tuple[Stream, int, dict[Stream, int]] | None = None
 
     def record(self, stream: Stream | None = None) -> None:
         """Record on ``stream`` (the null stream by default, as CuPy documents)."""
         stream = Stream.null if stream is None else stream
-        self._marker = (stream, stream._queued)
+        self._marker = (stream, stream._queued, dict(stream._after))
 
     def synchronize(self) -> None:
         """Wait for (here: run) the work recorded before this event."""
         if self._marker is not None:
-            stream, position = self._marker
+            stream, position, _ = self._marker
             stream._run_through(position)
 
     @property
@@ -185,20 +238,63 @@ class Event:
         """True once the recorded work has run; querying never makes it run."""
         if self._marker is None:
             return True
-        stream, position = self._marker
+        stream, position, _ = self._marker
         return stream._ran >= position
 
 
 # --------------------------------------------------------------------------------------------------
-# Memory
+# Device memory: per-device pools, per-stream caches, and who may still be using a block
 # --------------------------------------------------------------------------------------------------
-class MemoryPool:
-    """``cupy.cuda.MemoryPool``: counts device bytes in 512-byte blocks."""
+class _Users:
+    """Streams whose queued work may still use a block: position after its last writes and reads."""
+
+    def __init__(self, writers: dict[Stream, int] | None = None) -> None:
+        self.writers: dict[Stream, int] = dict(writers or {})
+        self.readers: dict[Stream, int] = {}
+
+    def pending(self) -> dict[Stream, int]:
+        """Every stream position a new owner of the block must be ordered after."""
+        pending = dict(self.writers)
+        for stream, position in self.readers.items():
+            pending[stream] = max(pending.get(stream, 0), position)
+        return pending
+
+
+def _launch(
+    stream: Stream,
+    op: Callable[[], None],
+    what: str,
+    reads: Iterable[_Memory] = (),
+    writes: Iterable[_Memory] = (),
+) -> None:
+    """Queue ``op`` on ``stream`` after checking it is ordered after every other user of its memory."""
+    reads, writes = list(reads), list(writes)
+    for memory, hazards in [(m, m.users.writers) for m in reads] + [
+        (m, m.users.pending()) for m in writes
+    ]:
+        for other, position in hazards.items():
+            if not stream._ordered_after(other, position):
+                raise RaceError(
+                    f"{what} on {stream!r} uses device memory (device {memory.device_id}) that work "
+                    f"queued on {other!r} may still be using: nothing orders that work before this "
+                    f"stream (record an event on {other!r} and wait_event it)"
+                )
+    stream._enqueue(op)
+    for memory in reads:
+        memory.users.readers[stream] = stream._queued
+    for memory in writes:
+        memory.users.writers = {stream: stream._queued}
+        memory.users.readers = {}
+
+
+class _DevicePool:
+    """One device's pool: bytes in use, blocks cached per stream, the limit."""
 
     def __init__(self) -> None:
         self._used = 0
         self._cached = 0
         self._limit = 0
+        self._arenas: dict[Stream, dict[int, list[tuple[np.ndarray, dict[Stream, int]]]]] = {}
 
     def used_bytes(self) -> int:
         return self._used
@@ -207,7 +303,10 @@ class MemoryPool:
         return self._used + self._cached
 
     def free_all_blocks(self, stream: Stream | None = None) -> None:
-        self._cached = 0
+        with _lock:
+            streams = list(self._arenas) if stream is None else [stream]
+            for arena in (self._arenas.pop(s, {}) for s in streams):
+                self._cached -= sum(len(b) * size for size, b in arena.items())
 
     def set_limit(self, size: int | None = None) -> None:
         self._limit = size or 0
@@ -215,91 +314,161 @@ class MemoryPool:
     def get_limit(self) -> int:
         return self._limit
 
-    def _malloc(self, nbytes: int) -> int:
+    def malloc(self, nbytes: int, stream: Stream) -> tuple[np.ndarray, _Users]:
+        """A block of at least ``nbytes`` for work on ``stream``: a cached one first, else a new one."""
         size = -(-nbytes // 512) * 512
-        if self._limit and self.total_bytes() + size > self._limit:
-            self.free_all_blocks()
-            if self._used + size > self._limit:
-                raise OutOfMemoryError(size, self._used, self._limit)
-        self._cached -= min(self._cached, size)
-        self._used += size
-        return size
+        if size == 0:
+            return np.empty(0, dtype=np.uint8), _Users()
+        with _lock:
+            cached = self._arenas.get(stream, {}).get(size)
+            if cached:
+                block, pending = cached.pop()
+                self._cached -= size
+                self._used += size
+                return block, _Users(pending)
+            if self._limit and self.total_bytes() + size > self._limit:
+                self.free_all_blocks()
+                if self._used + size > self._limit:
+                    raise OutOfMemoryError(size, self._used, self._limit)
+            self._used += size
+        return np.full(size, 0xA5, dtype=np.uint8), _Users()
 
-    def _free(self, size: int) -> None:
-        self._used -= size
-        self._cached += size
+    def free(self, block: np.ndarray, stream: Stream, users: _Users) -> None:
+        """Cache ``block`` for ``stream``; whoever gets it next is ordered after its last users only
+        through ``stream``'s order, which is what CuPy promises."""
+        if not block.size:
+            return
+        pending = users.pending()
+        pending[stream] = max(pending.get(stream, 0), stream._queued)
+        with _lock:
+            self._used -= block.size
+            self._cached += block.size
+            arena = self._arenas.setdefault(stream, {})
+            arena.setdefault(block.size, []).append((block, pending))
 
 
-class PinnedMemoryPool:
-    """``cupy.cuda.PinnedMemoryPool``: freed pinned blocks stay cached until ``free_all_blocks``."""
+class MemoryPool:
+    """``cupy.cuda.MemoryPool``: one pool per device; every method acts on the current device's."""
 
     def __init__(self) -> None:
-        self._live = 0
-        self._free_blocks: list[int] = []
+        self._pools: dict[int, _DevicePool] = defaultdict(_DevicePool)
 
-    def n_free_blocks(self) -> int:
-        return len(self._free_blocks)
+    def device_pool(self, device_id: int | None = None) -> _DevicePool:
+        return self._pools[_current_device() if device_id is None else device_id]
 
-    def free_all_blocks(self) -> None:
-        self._free_blocks.clear()
+    def used_bytes(self) -> int:
+        return self.device_pool().used_bytes()
 
-    def _freed(self, size: int) -> None:
-        self._live -= size
-        self._free_blocks.append(size)
+    def total_bytes(self) -> int:
+        return self.device_pool().total_bytes()
+
+    def free_all_blocks(self, stream: Stream | None = None) -> None:
+        self.device_pool().free_all_blocks(stream)
+
+    def set_limit(self, size: int | None = None) -> None:
+        self.device_pool().set_limit(size)
+
+    def get_limit(self) -> int:
+        return self.device_pool().get_limit()
 
 
 _memory_pool = MemoryPool()
-_pinned_pool = PinnedMemoryPool()
-_pinned_ranges: dict[int, tuple[int, int]] = {}
 
 
 def get_default_memory_pool() -> MemoryPool:
     return _memory_pool
 
 
-def get_default_pinned_memory_pool() -> PinnedMemoryPool:
-    return _pinned_pool
+class _Memory:
+    """One device allocation, made on the current device and stream; its block goes back to that
+    stream's cache when the allocation is garbage collected."""
+
+    def __init__(self, nbytes: int) -> None:
+        self.device_id = _current_device()
+        stream = get_current_stream()
+        pool = _memory_pool.device_pool(self.device_id)
+        block, self.users = pool.malloc(nbytes, stream)
+        self.bytes = block[:nbytes]
+        weakref.finalize(self, pool.free, block, stream, self.users)
+
+
+# --------------------------------------------------------------------------------------------------
+# Pinned host memory
+# --------------------------------------------------------------------------------------------------
+_pinned = {"live": 0}
+_pinned_ranges: dict[int, tuple[int, int]] = {}
 
 
 def pinned_bytes() -> int:
-    """Test control: bytes of pinned memory alive (not yet freed to the pinned pool)."""
-    return _pinned_pool._live
+    """Test control: bytes of pinned host memory allocated now (the real footprint)."""
+    return _pinned["live"]
 
 
 def _on_pinned_freed(key: int, size: int) -> None:
     del _pinned_ranges[key]
-    _pinned_pool._freed(size)
+    _pinned["live"] -= size
 
 
-class PinnedMemoryPointer(bytearray):
-    """``cupy.cuda.PinnedMemoryPointer``: exposes the buffer protocol (``np.frombuffer``)."""
+class PinnedMemory(bytearray):
+    """``cupy.cuda.PinnedMemory``: exactly ``size`` bytes of page-locked host memory."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, flags: int = 0) -> None:
         super().__init__(size)
         self.size = size
-        self.ptr = np.frombuffer(self, dtype=np.uint8).ctypes.data
+        self.ptr = np.frombuffer(self, dtype=np.uint8).ctypes.data if size else 0
         _pinned_ranges[id(self)] = (self.ptr, self.ptr + size)
-        _pinned_pool._live += size
+        _pinned["live"] += size
         weakref.finalize(self, _on_pinned_freed, id(self), size)
 
 
-def alloc_pinned_memory(size: int) -> PinnedMemoryPointer:
-    """``cupy.cuda.alloc_pinned_memory``."""
-    return PinnedMemoryPointer(size)
+def PinnedMemoryPointer(mem: PinnedMemory, offset: int) -> ctypes.Array:  # noqa: N802 - CuPy's name
+    """``cupy.cuda.PinnedMemoryPointer``: the buffer from ``offset`` to the end of ``mem``."""
+    return (ctypes.c_uint8 * (mem.size - offset)).from_buffer(mem, offset)
+
+
+class PinnedMemoryPool:
+    """``cupy.cuda.PinnedMemoryPool`` (CuPy 14): requests round up to a power of two, at least 512
+    bytes; freed blocks stay pinned, cached for the same size, until ``free_all_blocks``."""
+
+    def __init__(self) -> None:
+        self._free: dict[int, list[PinnedMemory]] = defaultdict(list)
+
+    def malloc(self, size: int) -> ctypes.Array:
+        rounded = 1 << (max(-(-size // 512) * 512, 1) - 1).bit_length()
+        with _lock:
+            cached = self._free[rounded]
+            mem = cached.pop() if cached else PinnedMemory(rounded)
+        pointer = PinnedMemoryPointer(mem, 0)
+        weakref.finalize(pointer, self._give_back, mem)
+        return pointer
+
+    def _give_back(self, mem: PinnedMemory) -> None:
+        with _lock:
+            self._free[mem.size].append(mem)
+
+    def n_free_blocks(self) -> int:
+        return sum(len(blocks) for blocks in self._free.values())
+
+    def free_all_blocks(self) -> None:
+        with _lock:
+            self._free.clear()
+
+
+_pinned_pool = PinnedMemoryPool()
+
+
+def get_default_pinned_memory_pool() -> PinnedMemoryPool:
+    return _pinned_pool
+
+
+def alloc_pinned_memory(size: int) -> ctypes.Array:
+    """``cupy.cuda.alloc_pinned_memory``: from the default pinned memory pool."""
+    return _pinned_pool.malloc(size)
 
 
 def _is_pinned(array: np.ndarray) -> bool:
     address = array.__array_interface__["data"][0]
     return any(start <= address < stop for start, stop in _pinned_ranges.values())
-
-
-class _Memory:
-    """One device allocation; its bytes go back to the pool when it is garbage collected."""
-
-    def __init__(self, nbytes: int) -> None:
-        size = _memory_pool._malloc(nbytes)
-        self.bytes = np.full(nbytes, 0xA5, dtype=np.uint8)
-        weakref.finalize(self, _memory_pool._free, size)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -314,9 +483,26 @@ class _Flags(SimpleNamespace):
     owndata: bool
 
 
-def _convert(target: np.ndarray, source: np.ndarray) -> None:
-    with np.errstate(all="ignore"):  # a GPU converts without warnings
-        np.copyto(target, source, casting="unsafe")
+def _check_device(arrays: Iterable[object]) -> None:
+    """CuPy's kernels refuse arrays of another device (peer access is unavailable in the double)."""
+    device = _current_device()
+    for array in arrays:
+        if isinstance(array, ndarray) and array._memory.device_id != device:
+            raise ValueError(
+                f"The device where the array resides ({array._memory.device_id}) is different "
+                f"from the current device ({device}). Peer access is unavailable between these "
+                "devices."
+            )
+
+
+def _in_order(array: ndarray, order: str) -> bool:
+    """True when ``array`` already has the memory ``order`` asks for."""
+    flags = array.flags
+    return (
+        order in "AK"
+        or (order == "C" and flags.c_contiguous)
+        or (order == "F" and flags.f_contiguous)
+    )
 
 
 class ndarray:  # noqa: N801 - CuPy's name
@@ -347,6 +533,11 @@ class ndarray:  # noqa: N801 - CuPy's name
     nbytes = property(lambda self: self._view.nbytes)
     itemsize = property(lambda self: self._view.itemsize)
     strides = property(lambda self: self._view.strides)
+
+    @property
+    def device(self) -> Device:
+        """The device the array's memory is on."""
+        return Device(self._memory.device_id)
 
     @property
     def flags(self) -> _Flags:
@@ -387,17 +578,39 @@ class ndarray:  # noqa: N801 - CuPy's name
         return ndarray._view_of(self, self._view.transpose(*axes))
 
     def copy(self, order: str = "C") -> ndarray:
-        """A new array; the copy runs on the current stream."""
-        return self.astype(self.dtype, order=order)
+        """A new array on the current device (copied from another device if need be)."""
+        if self._memory.device_id == _current_device() or not self.size:
+            return self.astype(self.dtype, order=order)
+        with Device(self._memory.device_id):
+            source = self.astype(self.dtype, order=order, copy=False)
+        if not (source.flags.c_contiguous or source.flags.f_contiguous):
+            raise NotImplementedError("CuPy cannot copy non-contiguous array between devices.")
+        fortran = source.flags.f_contiguous and not source.flags.c_contiguous
+        out = ndarray(source.shape, source.dtype, order="F" if fortran else "C")
+        target, view = out._view, source._view
+        _launch(
+            get_current_stream(),
+            lambda: np.copyto(target, view),
+            "a copy between devices",
+            reads=[source._memory],
+            writes=[out._memory],
+        )
+        return out
 
     def astype(self, dtype: object, order: str = "K", copy: bool = True) -> ndarray:
-        """A converted copy (or ``self`` when ``copy`` is False and the dtype matches)."""
-        if not copy and self.dtype == dtype:
+        """A converted copy on the current stream (``self`` when ``copy`` is False and nothing changes)."""
+        dtype = np.dtype(dtype)
+        if not copy and self.dtype == dtype and _in_order(self, order):
             return self
+        _check_device([self])
         fortran = order == "F" or (order in "AK" and self.flags.f_contiguous)
         out = ndarray(self.shape, dtype, order="F" if fortran else "C")
         source, target = self._view, out._view
-        get_current_stream()._enqueue(lambda: _convert(target, source))
+
+        def convert() -> None:
+            target[...] = ftz_cast(source, target.dtype)
+
+        _launch(get_current_stream(), convert, "astype", reads=[self._memory], writes=[out._memory])
         return out
 
     def get(
@@ -407,11 +620,22 @@ class ndarray:  # noqa: N801 - CuPy's name
         out: object = None,
         blocking: bool = True,
     ) -> np.ndarray:
-        """Copy to the host after the work queued on ``stream`` (the current stream) has run."""
+        """Copy to the host on ``stream`` (the current stream), after the work queued there."""
         if out is not None or not blocking:
             raise NotImplementedError("the double supports blocking get() into a new array only")
-        (get_current_stream() if stream is None else stream).synchronize()
-        return np.array(self._view, order=order)
+        if order == "A":
+            order = "F" if self.flags.f_contiguous else "C"
+        with Device(self._memory.device_id):
+            queue = get_current_stream() if stream is None else stream
+            source = self
+            if not _in_order(self, order):
+                with queue:  # CuPy first makes a contiguous copy on the device
+                    source = self.astype(self.dtype, order=order)
+            host = np.empty(self.shape, self.dtype, order=order)
+            view = source._view
+            _launch(queue, lambda: np.copyto(host, view), "get()", reads=[source._memory])
+            queue.synchronize()
+        return host
 
     def set(self, arr: np.ndarray, stream: Stream | None = None) -> None:
         """Copy ``arr`` from the host; pinned sources are read when the copy runs."""
@@ -431,13 +655,13 @@ class ndarray:  # noqa: N801 - CuPy's name
             source = source.copy(order="A")  # pageable memory is staged before the call returns
         target = self._view
         queue = get_current_stream() if stream is None else stream
-        queue._enqueue(lambda: np.copyto(target, source))
+        _launch(queue, lambda: np.copyto(target, source), "set()", writes=[self._memory])
         if stream is None and queue is Stream.null:
             queue.synchronize()
 
 
 def empty(shape: int | tuple[int, ...], dtype: object = float, order: str = "C") -> ndarray:
-    """``cupy.empty``: uninitialised (0xA5-filled) device memory."""
+    """``cupy.empty``: uninitialised device memory (0xA5 bytes, or a cached block's old contents)."""
     return ndarray(shape, dtype, order)
 
 
@@ -449,197 +673,8 @@ def asnumpy(a: object, stream: Stream | None = None, order: str = "C") -> np.nda
 
 
 # --------------------------------------------------------------------------------------------------
-# ElementwiseKernel: a small interpreter for the C the kernels are written in
+# ElementwiseKernel
 # --------------------------------------------------------------------------------------------------
-_CTYPES = {
-    "signed char": np.dtype(np.int8),
-    "unsigned char": np.dtype(np.uint8),
-    "short": np.dtype(np.int16),
-    "unsigned short": np.dtype(np.uint16),
-    "int": np.dtype(np.int32),
-    "unsigned int": np.dtype(np.uint32),
-    "unsigned": np.dtype(np.uint32),
-    "long long": np.dtype(np.int64),
-    "unsigned long long": np.dtype(np.uint64),
-    "float": np.dtype(np.float32),
-    "double": np.dtype(np.float64),
-}
-_TYPE_WORDS = {"signed", "unsigned", "char", "short", "int", "long", "float", "double"}
-_F4, _F8 = np.dtype(np.float32), np.dtype(np.float64)
-_INTRINSICS: dict[str, tuple[tuple[np.dtype, ...], Callable[..., np.ndarray]]] = {
-    "__dmul_rn": ((_F8, _F8), np.multiply),
-    "__dadd_rn": ((_F8, _F8), np.add),
-    "__fmul_rn": ((_F4, _F4), np.multiply),
-    "__fadd_rn": ((_F4, _F4), np.add),
-    "__uint_as_float": ((np.dtype(np.uint32),), lambda a: a.view(_F4)),
-    "__longlong_as_double": ((np.dtype(np.int64),), lambda a: a.view(_F8)),
-}
-_TOKEN = re.compile(
-    r"\s*(?:(?P<num>0[xX][0-9a-fA-F]+|\d+)(?P<suffix>[uUlL]*)|(?P<name>[A-Za-z_]\w*)"
-    r"|(?P<op><<|>>|[()=;,|&]))"
-)
-
-
-def _tokenize(source: str) -> list[str | tuple[int, str]]:
-    tokens: list[str | tuple[int, str]] = []
-    position = 0
-    while source[position:].strip():
-        match = _TOKEN.match(source, position)
-        if match is None:
-            raise SyntaxError(f"the double cannot parse {source[position : position + 30]!r}")
-        if match["num"]:
-            tokens.append((int(match["num"], 0), match["suffix"].lower()))
-        else:
-            tokens.append(match["name"] or match["op"])
-        position = match.end()
-    return tokens
-
-
-def _promote(dtype: np.dtype) -> np.dtype:
-    """C's integer promotion: anything narrower than int becomes int."""
-    return np.dtype(np.int32) if dtype.kind in "iu" and dtype.itemsize < 4 else dtype
-
-
-def _common(a: np.dtype, b: np.dtype) -> np.dtype:
-    """C's usual arithmetic conversions for two integer operands."""
-    a, b = _promote(a), _promote(b)
-    if a.kind not in "iu" or b.kind not in "iu":
-        raise TypeError(f"the double's bitwise operators take integers, got {a} and {b}")
-    if a == b:
-        return a
-    if a.kind == b.kind:
-        return max(a, b, key=lambda t: t.itemsize)
-    unsigned, signed = (a, b) if a.kind == "u" else (b, a)
-    return unsigned if unsigned.itemsize >= signed.itemsize else signed
-
-
-def _literal(value: int, suffix: str) -> np.ndarray:
-    wide = "ll" in suffix or value >= 1 << 32 or ("u" not in suffix and value >= 1 << 31)
-    unsigned = "u" in suffix or (not wide and value >= 1 << 31)
-    return np.asarray(value, dtype=f"{'u' if unsigned else 'i'}{8 if wide else 4}")
-
-
-def _shift(op: str, left: np.ndarray, count: np.ndarray) -> np.ndarray:
-    left = left.astype(_promote(left.dtype))
-    width = 8 * left.dtype.itemsize
-    if count.dtype.kind not in "iu" or np.any(count < 0) or np.any(count >= width):
-        raise ValueError(f"shift of a {width}-bit value by {count} is undefined behaviour")
-    if op == "<<" and left.dtype.kind == "i" and np.any(left < 0):
-        raise ValueError("left shift of a negative value is undefined behaviour")
-    count = count.astype(left.dtype)
-    return np.left_shift(left, count) if op == "<<" else np.right_shift(left, count)
-
-
-class _Program:
-    """Parsed kernel body: a list of ``(declared dtype or None, name, expression)`` statements."""
-
-    def __init__(self, source: str) -> None:
-        self._tokens = _tokenize(source)
-        self._position = 0
-        self.statements = []
-        while self._position < len(self._tokens):
-            dtype = self._type() if self._peek() in _TYPE_WORDS else None
-            name = self._next()
-            self._expect("=")
-            self.statements.append((dtype, name, self._expression()))
-            self._expect(";")
-
-    def _peek(self) -> object:
-        return self._tokens[self._position] if self._position < len(self._tokens) else None
-
-    def _next(self) -> object:
-        token = self._peek()
-        self._position += 1
-        return token
-
-    def _expect(self, token: str) -> None:
-        found = self._next()
-        if found != token:
-            raise SyntaxError(f"the double expected {token!r}, found {found!r}")
-
-    def _type(self) -> np.dtype:
-        words = []
-        while self._peek() in _TYPE_WORDS:
-            words.append(self._next())
-        name = " ".join(words)
-        if name not in _CTYPES:
-            raise SyntaxError(f"the double does not know the C type {name!r}")
-        return _CTYPES[name]
-
-    def _expression(self) -> tuple:
-        return self._binary(("|", "&", ("<<", ">>")))
-
-    def _binary(self, levels: tuple) -> tuple:
-        if not levels:
-            return self._unary()
-        ops = levels[0] if isinstance(levels[0], tuple) else (levels[0],)
-        node = self._binary(levels[1:])
-        while self._peek() in ops:
-            node = ("binary", self._next(), node, self._binary(levels[1:]))
-        return node
-
-    def _unary(self) -> tuple:
-        token = self._next()
-        if token == "(":
-            if self._peek() in _TYPE_WORDS:
-                dtype = self._type()
-                self._expect(")")
-                return ("cast", dtype, self._unary())
-            node = self._expression()
-            self._expect(")")
-            return node
-        if isinstance(token, tuple):
-            return ("literal", _literal(*token))
-        if self._peek() == "(":
-            self._next()
-            args = [self._expression()]
-            while self._peek() == ",":
-                self._next()
-                args.append(self._expression())
-            self._expect(")")
-            return ("call", token, args)
-        return ("name", token)
-
-    def evaluate(self, names: dict[str, np.ndarray], outputs: set[str]) -> dict[str, np.ndarray]:
-        """Run the statements; ``names`` holds the parameters and receives the locals."""
-        writable = set(outputs)
-        for dtype, name, node in self.statements:
-            value = self._evaluate(node, names)
-            if dtype is None and name not in writable:
-                raise SyntaxError(f"{name!r} is an input or undeclared; it cannot be assigned")
-            writable.add(name)
-            expected = dtype if dtype is not None else names[name].dtype
-            if value.dtype != expected:
-                raise TypeError(f"implicit conversion from {value.dtype} to {expected} in {name!r}")
-            names[name] = value
-        return names
-
-    def _evaluate(self, node: tuple, names: dict[str, np.ndarray]) -> np.ndarray:
-        kind = node[0]
-        if kind == "literal":
-            return node[1]
-        if kind == "name":
-            return names[node[1]]
-        if kind == "cast":
-            with np.errstate(all="ignore"):
-                return self._evaluate(node[2], names).astype(node[1])
-        if kind == "call":
-            if node[1] not in _INTRINSICS:
-                raise NameError(f"the double does not implement {node[1]}")
-            types, function = _INTRINSICS[node[1]]
-            args = [self._evaluate(arg, names) for arg in node[2]]
-            if tuple(arg.dtype for arg in args) != types:
-                raise TypeError(f"{node[1]} takes {types}, got {[arg.dtype for arg in args]}")
-            with np.errstate(all="ignore"):
-                return np.asarray(function(*args))
-        left, right = self._evaluate(node[2], names), self._evaluate(node[3], names)
-        if node[1] in ("<<", ">>"):
-            return _shift(node[1], left, right)
-        common = _common(left.dtype, right.dtype)
-        function = np.bitwise_or if node[1] == "|" else np.bitwise_and
-        return function(left.astype(common), right.astype(common))
-
-
 def _parse_params(params: str) -> list[tuple[np.dtype, str]]:
     parsed = []
     for param in params.split(","):
@@ -667,13 +702,13 @@ class ElementwiseKernel:
         self.out_params = _parse_params(out_params)
         self.operation = operation
         self.name = name
-        self._program: _Program | None = None
+        self._program: Program | None = None
 
     def __call__(self, *args: object) -> ndarray:
         if len(args) != len(self.in_params) + len(self.out_params):
             raise NotImplementedError("the double needs every input and output array passed")
         if self._program is None:
-            self._program = _Program(self.operation)
+            self._program = Program(self.operation)
         params = self.in_params + self.out_params
         outputs = args[len(self.in_params) :]
         if not all(isinstance(out, ndarray) for out in outputs):
@@ -683,6 +718,7 @@ class ElementwiseKernel:
                 raise TypeError(f"Type is mismatched. {name} {arg.dtype.type} {dtype.type}")
             if isinstance(arg, np.ndarray):
                 raise TypeError(f"Unsupported type {type(arg)}")
+        _check_device(args)
         shape = np.broadcast_shapes(*(arg.shape for arg in args if isinstance(arg, ndarray)))
         if any(out.shape != shape for out in outputs):
             raise ValueError(f"output shape {[out.shape for out in outputs]} is not {shape}")
@@ -697,7 +733,14 @@ class ElementwiseKernel:
             for (_, name), out in zip(self.out_params, outputs, strict=True):
                 out._view[...] = results[name]
 
-        get_current_stream()._enqueue(run)
+        memory = [arg._memory for arg in args[: len(self.in_params)] if isinstance(arg, ndarray)]
+        _launch(
+            get_current_stream(),
+            run,
+            f"kernel {self.name}",
+            reads=memory,
+            writes=[out._memory for out in outputs],
+        )
         return outputs[0]
 
 
@@ -705,6 +748,7 @@ cuda = SimpleNamespace(
     Device=Device,
     Event=Event,
     Stream=Stream,
+    PinnedMemory=PinnedMemory,
     PinnedMemoryPointer=PinnedMemoryPointer,
     alloc_pinned_memory=alloc_pinned_memory,
     get_current_stream=get_current_stream,

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from gpuimg import device
 from gpuimg.errors import DeviceMemoryError, DeviceUnavailableError
-from gpuimg.scaling import plan_scaling
+from gpuimg.scaling import apply_scaling, plan_scaling
 
 # --------------------------------------------------------------------------------------------------
 # Finding CuPy
@@ -176,6 +178,16 @@ def test_pinned_pool_clear_waits_for_pending(double) -> None:
     assert pool.stats().buffers == 0
 
 
+def test_pinned_buffers_pin_exactly_their_size(double) -> None:
+    """CuPy's pinned memory pool would round 3000 bytes up to 4096; the pool's bytes are the truth."""
+    before = double.pinned_bytes()
+    pool = device.PinnedPool(buffer_size=3000, max_buffers=1)
+    buffer = pool.acquire()
+    assert buffer.size == pool.stats().bytes == 3000
+    assert double.pinned_bytes() - before == 3000
+    pool.release(buffer)
+
+
 def test_set_pinned_pool_limits(xp) -> None:
     stats = device.set_pinned_pool_limits(buffer_size=1024, max_buffers=3)
     assert (stats.buffer_size, stats.max_buffers) == (1024, 3)
@@ -242,6 +254,28 @@ def test_run_kernel_swaps_and_scales(xp, raw) -> None:
     device.run_kernel(spec, src, out)
     expected = (values.astype(np.float64) * 2.5 + 0.5).astype(np.float32)
     assert np.array_equal(out.get(), expected, equal_nan=True)
+
+
+@pytest.mark.parametrize("scaling", [(None, None), (2.0, None), (0.5, 1e-39)], ids=str)
+@pytest.mark.parametrize(
+    ("raw", "out"), [("<f4", "f8"), (">f4", "f8"), ("<f8", "f4"), (">f8", "f4")]
+)
+def test_kernel_keeps_subnormals(xp, raw, out, scaling) -> None:
+    """CuPy compiles with -ftz=true; float32 subnormals in or out still keep every bit."""
+    values = np.array([1e-40, -1e-45, 1.1e-38, -3e-39, 2.5, -0.0, np.nan], dtype=raw)
+    plan = plan_scaling(values.dtype, *scaling, np.dtype(out))
+    spec = device.kernel_spec(plan)
+    src = xp.empty(values.shape, dtype=spec.input_dtype)
+    src.set(values.view(spec.input_dtype))
+    result = xp.empty(values.shape, dtype=spec.out_dtype)
+    device.run_kernel(spec, src, result)
+    assert result.get().tobytes() == apply_scaling(values, plan).astype(out).tobytes()
+
+
+def test_kernel_scales_in_float64_only() -> None:
+    plan = replace(plan_scaling(np.dtype("<i2"), 2.0, None), work_dtype=np.dtype(np.float32))
+    with pytest.raises(TypeError, match="scales in float64, the plan's work dtype is float32"):
+        device.kernel_spec(plan)
 
 
 @pytest.mark.parametrize(
@@ -315,6 +349,23 @@ def test_device_memory_guard(xp) -> None:
         pool.set_limit(size=0)
 
 
+def test_memory_of_every_device_asked_for(double) -> None:
+    """CuPy's pool methods act on the current device; gpuimg counts and frees every device it used."""
+    double.set_device_count(2)
+    assert device.resolve_device("cuda:1") == 1  # gpuimg now knows the device is in use
+    gc.collect()
+    device.empty_cache()
+    used = device.device_memory_used()
+    array = device.to_device(np.zeros(1000, np.float32), device="cuda:1")
+    assert device.device_memory_used() == used + 4096
+    del array
+    assert device.device_memory_used(include_cached=True) == used + 4096
+    device.empty_cache()
+    assert device.device_memory_used(include_cached=True) == used
+    with double.cuda.Device(1):
+        assert double.get_default_memory_pool().total_bytes() == 0
+
+
 def test_pinned_memory_is_freed_by_empty_cache(double) -> None:
     before = double.pinned_bytes()
     buffer = device.default_pinned_pool().acquire()
@@ -343,6 +394,40 @@ def test_to_device_and_back(xp, order) -> None:
     assert np.array_equal(device.to_host(as_f8), host.astype(np.float64))
     native = device.to_device(host)
     assert native.dtype == np.dtype("int16")
+
+
+def test_to_device_converts_device_arrays_exactly(xp) -> None:
+    """CuPy's astype flushes float32 subnormals (-ftz=true); gpuimg's kernel converts them exactly."""
+    tiny = np.array([1e-40, -1e-45, 2.5], dtype=np.float32)
+    as_f8 = device.to_device(device.to_device(tiny), dtype=np.float64)
+    assert device.to_host(as_f8).tobytes() == tiny.astype(np.float64).tobytes()
+
+
+@pytest.mark.parametrize("dtype", [None, np.float32, np.float64])
+def test_to_device_moves_arrays_from_another_device(double, dtype) -> None:
+    double.set_device_count(2)
+    host = np.asfortranarray(np.arange(24, dtype=np.float32).reshape(2, 3, 4))
+    on_one = device.to_device(host, device="cuda:1")
+    moved = device.to_device(on_one, dtype=dtype, device="cuda:0")
+    assert moved.device.id == 0 and moved.flags.f_contiguous
+    np.testing.assert_array_equal(
+        device.to_host(moved), host.astype(dtype or host.dtype), strict=True
+    )
+    strided = device.to_device(on_one[:, ::2], dtype=dtype, device=0)
+    assert np.array_equal(device.to_host(strided), host[:, ::2].astype(dtype or host.dtype))
+
+
+def test_to_host_keeps_the_order_without_a_device_copy(xp) -> None:
+    """asnumpy's default order='C' would first copy a Fortran-ordered array on the device."""
+    host = np.asfortranarray(np.arange(64 * 64, dtype=np.float32).reshape(64, 64))
+    on_device = device.to_device(host)
+    pool = xp.get_default_memory_pool()
+    pool.set_limit(size=pool.total_bytes() + 512)
+    try:
+        back = device.to_host(on_device)
+    finally:
+        pool.set_limit(size=0)
+    assert back.flags.f_contiguous and np.array_equal(back, host)
 
 
 def test_to_device_refuses_the_host(xp) -> None:

@@ -350,6 +350,20 @@ def test_device_crop_pad_and_transform(files, tmp_path, xp):
         np.testing.assert_array_equal(got, _expected_cropped_or_padded(source, target))
 
 
+def test_device_batches_wait_for_the_consumers_work(files, double):
+    """With reuse=False a new batch may get the block of one the consumer still has kernels queued on
+    (CuPy hands a freed block straight back to its stream): workers must write after that work."""
+    from gpuimg import device
+
+    copies = []
+    for batch in Loader(files, 1, device="cuda", reuse=False, num_threads=1, prefetch=1):
+        copy = double.empty(batch.shape, batch.dtype)
+        device.cast_into(batch, copy)  # queued on the consumer's stream, still to run
+        copies.append(copy)
+    for copy, path in zip(copies, files, strict=True):
+        np.testing.assert_array_equal(copy.get()[0], _expected(path))
+
+
 def test_device_break_returns_pinned_buffers(files, xp):
     from gpuimg import device
 

@@ -44,7 +44,8 @@ class DataobjImage(FileBasedImage):
     ----------
     dataobj : array-like or array proxy
         Returns an array from ``np.asanyarray(dataobj)`` and has ``shape`` and ``ndim``. A CuPy array is
-        accepted too: ``get_fdata()`` then copies it to the host, ``get_fdata(device=...)`` uses it as is.
+        accepted too: ``get_fdata()`` then copies it to the host, ``get_fdata(device=...)`` uses it as is
+        when it is on that device with that dtype (else a copy).
     header : header or mapping or None, optional
     extra : mapping or None, optional
     file_map : mapping or None, optional
@@ -57,7 +58,8 @@ class DataobjImage(FileBasedImage):
         self._dataobj = dataobj
         self._data_cache = None
         self._fdata_cache = None
-        self._device_cache: dict[int, Any] = {}
+        # device id -> (array, event on the stream it was made ready on)
+        self._device_cache: dict[int, tuple[Any, Any]] = {}
 
     @property
     def dataobj(self):
@@ -96,7 +98,8 @@ class DataobjImage(FileBasedImage):
             A floating point (or complex) dtype; the data are returned as this type.
         device : None, 'cpu', 'cuda', 'cuda:N', int or cupy.cuda.Device, optional, keyword only
             None/'cpu' returns numpy; a GPU returns a CuPy array on that GPU, scaled there from the raw
-            on-disk values. Host and device results are cached separately (one cache per GPU).
+            on-disk values. Host and device results are cached separately (one cache per GPU). A device
+            array, cached or not, is ready on that device's current stream (the caller's).
 
         Returns
         -------
@@ -119,8 +122,10 @@ class DataobjImage(FileBasedImage):
         return data
 
     def _get_device_fdata(self, caching: str, dtype: np.dtype, device_id: int):
-        cached = self._device_cache.get(device_id)
+        cached, ready = self._device_cache.get(device_id, (None, None))
         if cached is not None and cached.dtype.type == dtype.type:
+            # The caller may be on another stream than the one the array was made ready on.
+            device_seam.wait_on_current_stream(ready, device_id)
             return cached
         dataobj = self._dataobj
         if is_proxy(dataobj) and hasattr(dataobj, "to_device"):
@@ -128,7 +133,7 @@ class DataobjImage(FileBasedImage):
         else:
             data = device_seam.to_device(dataobj, dtype=dtype, device=device_id)
         if caching == "fill":
-            self._device_cache[device_id] = data
+            self._device_cache[device_id] = (data, device_seam.current_stream_event(device_id))
         return data
 
     def get_data(self, caching: str = "fill"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import sys
 
+import nibabel as nib
 import numpy as np
 import pytest
 
@@ -127,6 +128,31 @@ def test_cupy_array_images(xp, tmp_path):
     path = tmp_path / "from_device.nii.gz"
     img.to_filename(path)
     np.testing.assert_array_equal(gpuimg.load(path).get_fdata(), values)
+
+
+@pytest.mark.parametrize("big_endian", [False, True], ids=["le", "be"])
+def test_float32_subnormals_survive_a_device_read(xp, tmp_path, big_endian):
+    """CuPy compiles with -ftz=true; the device read still keeps every float32 bit, as the host does."""
+    values = np.array([1e-40, -1e-45, 1.1e-38, 2.5, -0.0, -3e-39], dtype=np.float32)
+    header = nib.Nifti1Header(endianness=">" if big_endian else "<")
+    nib.save(nib.Nifti1Image(values.reshape(3, 2, 1), np.eye(4), header), tmp_path / "tiny.nii")
+    img = gpuimg.load(tmp_path / "tiny.nii")
+    for fdtype in (np.float64, np.float32):  # float64: the default get_fdata
+        got = device.to_host(img.get_fdata(dtype=fdtype, device="cuda", caching="unchanged"))
+        assert got.tobytes() == img.get_fdata(dtype=fdtype, caching="unchanged").tobytes()
+
+
+def test_a_cached_device_array_is_ready_on_the_callers_stream(double, proxy_path):
+    img = gpuimg.load(proxy_path)
+    first, second = (double.cuda.Stream(non_blocking=True) for _ in range(2))
+    with first:
+        filled = img.get_fdata(device="cuda")
+    with second:
+        cached = img.get_fdata(device="cuda")
+        # Raises the double's RaceError unless second is ordered after the read.
+        host = cached.get(stream=second, order="F")
+    assert cached is filled
+    np.testing.assert_array_equal(host, img.get_fdata())
 
 
 def test_cpu_device_values_mean_numpy(proxy_path):

@@ -8,6 +8,7 @@ from types import ModuleType
 
 import cupy_double
 import pytest
+from client_files import write_client_files
 
 from gpuimg import device
 
@@ -33,6 +34,19 @@ def xp(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
     with device.use_backend(module):
         yield module
     device.set_pinned_pool_limits(buffer_size=pool.buffer_size, max_buffers=pool.max_buffers)
+
+
+@pytest.fixture(scope="session")
+def real_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """``{name: path}`` of real NIfTI files for the client tests (nibabel's, and written by nibabel)."""
+    pytest.importorskip("nibabel")
+    return write_client_files(tmp_path_factory.mktemp("client-files"))
+
+
+@pytest.fixture
+def real_cupy() -> ModuleType:
+    """Real CuPy with a CUDA device (skipped otherwise), for tests marked ``cuda``."""
+    return _real_cupy()
 
 
 @pytest.fixture

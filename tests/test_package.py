@@ -11,7 +11,8 @@ import gpuimg
 def test_import_gpuimg_pulls_in_no_optional_dependency():
     code = (
         "import sys, gpuimg; "
-        "loaded = [m for m in ('cupy', 'torch', 'dask', 'nibabel', 'scipy') if m in sys.modules]; "
+        "loaded = [m for m in ('cupy', 'torch', 'dask', 'nibabel', 'scipy', 'monai', 'torchio', 'nilearn')"
+        " if m in sys.modules]; "
         "assert not loaded, loaded"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

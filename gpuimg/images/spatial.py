@@ -6,9 +6,11 @@ from typing import Any
 
 import numpy as np
 
+from gpuimg import device as device_seam
 from gpuimg.affines import voxel_sizes
 from gpuimg.images.dataobj import DataobjImage
 from gpuimg.io.slicing import canonical_slicer
+from gpuimg.optional import import_optional
 from gpuimg.orientations import apply_orientation, inv_ornt_aff
 
 
@@ -90,7 +92,8 @@ class SpatialImage(DataobjImage):
         """This image with its data flipped and transposed by the orientation ``ornt``, affine to match.
 
         Returns the image itself (still a proxy image) when ``ornt`` is the identity; otherwise the data
-        are read (scaled, as ``np.asanyarray(img.dataobj)``) and reoriented as a view of that array.
+        are read (scaled, as ``np.asanyarray(img.dataobj)``) and reoriented as a view of that array. An
+        image holding a device (CuPy) array is reoriented on its device.
 
         Parameters
         ----------
@@ -99,9 +102,44 @@ class SpatialImage(DataobjImage):
         """
         if np.array_equal(ornt, [[0, 1], [1, 1], [2, 1]]):
             return self
-        data = apply_orientation(np.asanyarray(self._dataobj), ornt)
+        data = self._dataobj
+        if not device_seam.is_device_array(data):
+            data = np.asanyarray(data)
+        data = apply_orientation(data, ornt)
         affine = self._affine @ inv_ornt_aff(ornt, self.shape)
         return self.__class__(data, affine, self._header)
+
+    def to_nibabel(self):
+        """This image as the matching nibabel image class, sharing its data object (lazy).
+
+        For libraries that need nibabel's classes (``isinstance`` checks: nilearn, TorchIO's
+        transforms). The nibabel image holds this image's data object, so a proxy stays a proxy and its
+        data are read by gpuimg when nibabel reads them. Header (extensions included), affine, ``extra``
+        and filename are carried over. Needs nibabel; the other way round, ``gpuimg.Nifti1Image
+        .from_image(nib_img)`` converts any nibabel image.
+
+        Returns
+        -------
+        nibabel.spatialimages.SpatialImage
+            ``nibabel.Nifti1Image`` for a :class:`~gpuimg.Nifti1Image`, and so on.
+
+        Raises
+        ------
+        ImportError
+            If nibabel is not installed.
+        """
+        nib = import_optional("nibabel", package="nibabel", hint="install it: pip install nibabel")
+        nib_class = next(
+            getattr(nib, c.__name__) for c in type(self).__mro__ if hasattr(nib, c.__name__)
+        )
+        header = nib_class.header_class(
+            self._header.binaryblock, self._header.endianness, check=False
+        )
+        for ext in getattr(self._header, "extensions", ()):
+            header.extensions.append(nib.nifti1.Nifti1Extension(ext.code, ext.content))
+        filename = self.get_filename()
+        file_map = None if filename is None else nib_class.filespec_to_file_map(filename)
+        return nib_class(self._dataobj, self._affine, header, extra=self.extra, file_map=file_map)
 
     @classmethod
     def from_image(cls, img):

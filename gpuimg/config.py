@@ -36,11 +36,16 @@ class Settings:
         stream. A save's ``bgzf=`` argument overrides it.
     compresslevel : int
         gzip level 0-9 of saved ``.gz`` files; 0-3 use ISA-L.
+    fsync : bool
+        Saves ``fsync`` the new file before renaming it over the old one, and the folder after, so
+        a crash or power cut leaves the old file or the new one (see :mod:`gpuimg.io.atomic`).
+        False skips both for scratch output; the cost is in ``docs/performance.md``.
     """
 
     threads: int = max(1, min(os.cpu_count() or 1, 8))
     bgzf: bool = False
     compresslevel: int = 1
+    fsync: bool = True
 
 
 settings = Settings()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from contextlib import ExitStack
 
 import numpy as np
 
@@ -17,6 +15,7 @@ from gpuimg.headers.analyze import AnalyzeHeader
 from gpuimg.headers.spm import Spm2AnalyzeHeader, SpmAnalyzeHeader
 from gpuimg.images.fileholders import FileHolder
 from gpuimg.images.spatial import SpatialImage
+from gpuimg.io.atomic import AtomicFiles
 from gpuimg.io.openers import is_gzip_path, open_image_file
 
 #: Deflate cannot expand data by more than about 1032:1; a gzip file claiming more is corrupt.
@@ -88,10 +87,10 @@ class AnalyzeImage(SpatialImage):
 
         Scale factors the caller set on the header (not NaN) are stored as they are and the data are
         written cast, unscaled; otherwise the write chooses them (see :mod:`gpuimg.scalefactors`).
-        Each file is written to a temporary file in the same folder and renamed over the target only when
-        everything was written, so a failed save leaves existing files intact. ``.gz`` files are written
-        at ``gpuimg.config.settings.compresslevel``, as BGZF when ``bgzf`` is True (None: the
-        ``bgzf`` setting; see :mod:`gpuimg.io.bgzf`), else as one gzip stream.
+        Each file replaces its target atomically and durably, only once everything was written (see
+        :mod:`gpuimg.io.atomic`), so a failed save leaves existing files byte-identical. ``.gz`` files
+        are written at ``gpuimg.config.settings.compresslevel``, as BGZF when ``bgzf`` is True (None:
+        the ``bgzf`` setting; see :mod:`gpuimg.io.bgzf`), else as one gzip stream.
 
         Raises
         ------
@@ -168,16 +167,12 @@ def _factors_unset(header) -> bool:
     return all(np.isnan(float(header[name])) for name in fields)
 
 
-class _AtomicFiles:
-    """Open files for writing under temporary names; rename them all into place only on success."""
+class _AtomicFiles(AtomicFiles):
+    """:class:`~gpuimg.io.atomic.AtomicFiles` that also writes into a holder's own file object."""
 
     def __init__(self, bgzf: bool) -> None:
+        super().__init__()
         self._bgzf = bgzf
-        self._stack = ExitStack()
-        self._pending: list[tuple[str, str]] = []
-
-    def __enter__(self) -> _AtomicFiles:
-        return self
 
     def open(self, holder: FileHolder):
         if holder.fileobj is not None:
@@ -185,30 +180,7 @@ class _AtomicFiles:
             return holder.fileobj
         if holder.filename is None:
             raise ImageFileError("cannot save: the image has no filename; use to_filename()")
-        target = os.path.abspath(holder.filename)
-        # The temporary name keeps the target's compression suffix, so it is opened the same way.
-        fd, temporary = tempfile.mkstemp(
-            prefix=f".{os.path.basename(target)}.",
-            suffix=".tmp.gz" if is_gzip_path(target) else ".tmp",
-            dir=os.path.dirname(target),
-        )
-        os.close(fd)
-        self._pending.append((temporary, target))
-        return self._stack.enter_context(
-            open_image_file(temporary, "wb", compresslevel=settings.compresslevel, bgzf=self._bgzf)
-        )
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            self._stack.close()
-        finally:
-            if exc_type is None:
-                for temporary, target in self._pending:
-                    os.replace(temporary, target)
-            else:
-                for temporary, _ in self._pending:
-                    if os.path.exists(temporary):
-                        os.unlink(temporary)
+        return self.create(holder.filename, compresslevel=settings.compresslevel, bgzf=self._bgzf)
 
 
 class Spm99AnalyzeImage(AnalyzeImage):

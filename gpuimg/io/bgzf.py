@@ -25,7 +25,7 @@ import os
 import struct
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import IO, Any
 
 import deflate
 from isal import isal_zlib
@@ -431,9 +431,17 @@ class BgzfWriter(io.RawIOBase):
         The file to write (created or truncated).
     compresslevel : int
         0-9; 0-3 use ISA-L, 4-9 libdeflate.
+    fileobj : binary file object, optional, keyword only
+        Where the bytes go instead of ``path`` (then only its name); not closed by :meth:`close`.
     """
 
-    def __init__(self, path: str | os.PathLike[str], compresslevel: int = 1) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        compresslevel: int = 1,
+        *,
+        fileobj: IO[bytes] | None = None,
+    ) -> None:
         super().__init__()
         if compresslevel not in range(10):
             raise ValueError(
@@ -442,7 +450,8 @@ class BgzfWriter(io.RawIOBase):
         self._level = compresslevel
         self._pending = bytearray()
         self._written = 0  # uncompressed bytes written so far
-        self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self._owns_file = fileobj is None
+        self._file = open(path, "wb") if fileobj is None else fileobj  # noqa: SIM115 - see close()
         self.name = os.fspath(path)
 
     def writable(self) -> bool:
@@ -473,7 +482,8 @@ class BgzfWriter(io.RawIOBase):
             self._write_blocks(len(self._pending))
             self._file.write(EOF_BLOCK)
         finally:
-            self._file.close()
+            if self._owns_file:
+                self._file.close()
             super().close()
 
     def _write_blocks(self, nbytes: int) -> None:

@@ -603,23 +603,31 @@ class GzipReader(PositionedReader):
 
 
 class _GzipWriter(gzip.GzipFile):
-    """Deterministic gzip writer (no file name, mtime 0 in the header) owning its file."""
+    """Deterministic gzip writer (no file name, mtime 0 in the header), owning its file if it opened it."""
 
-    def __init__(self, path: str | os.PathLike[str], compresslevel: int) -> None:
-        self._owned = open(path, "wb")  # noqa: SIM115 - closed by close()
+    def __init__(
+        self, path: str | os.PathLike[str], compresslevel: int, fileobj: IO[bytes] | None = None
+    ) -> None:
+        self._owned = open(path, "wb") if fileobj is None else None  # noqa: SIM115 - see close()
         try:
             super().__init__(
-                filename="", mode="wb", compresslevel=compresslevel, fileobj=self._owned, mtime=0
+                filename="",
+                mode="wb",
+                compresslevel=compresslevel,
+                fileobj=self._owned or fileobj,
+                mtime=0,
             )
         except BaseException:
-            self._owned.close()
+            if self._owned is not None:
+                self._owned.close()
             raise
 
     def close(self) -> None:
         try:
             super().close()
         finally:
-            self._owned.close()
+            if self._owned is not None:
+                self._owned.close()
 
 
 class _IGzipWriter(_GzipWriter, igzip.IGzipFile):
@@ -627,7 +635,12 @@ class _IGzipWriter(_GzipWriter, igzip.IGzipFile):
 
 
 def open_image_file(
-    path: str | os.PathLike[str], mode: str = "rb", *, compresslevel: int = 1, bgzf: bool = False
+    path: str | os.PathLike[str],
+    mode: str = "rb",
+    *,
+    compresslevel: int = 1,
+    bgzf: bool = False,
+    fileobj: IO[bytes] | None = None,
 ) -> IO[bytes]:
     """Open an image file, decompressing or compressing ``.gz`` files.
 
@@ -644,6 +657,9 @@ def open_image_file(
     bgzf : bool, optional
         Writing ``.gz``: BGZF blocks compressed in parallel (see
         :mod:`gpuimg.io.bgzf`) instead of one gzip stream.
+    fileobj : binary file object, optional
+        Writing only: where the bytes go instead of ``path`` (which still picks
+        the format). It is not closed; a plain ``path`` returns it as is.
 
     Returns
     -------
@@ -655,15 +671,17 @@ def open_image_file(
     """
     if mode not in ("rb", "wb"):
         raise ValueError(f"{os.fspath(path)}: mode is {mode!r}, expected 'rb' or 'wb'")
+    if fileobj is not None and mode != "wb":
+        raise ValueError(f"{os.fspath(path)}: fileobj is for writing, found mode {mode!r}")
     if not is_gzip_path(path):
-        return open(path, mode)  # noqa: SIM115 - returned to the caller
+        return fileobj or open(path, mode)  # noqa: SIM115 - returned to the caller
     if mode == "rb":
         return BgzfReader(path) if is_bgzf_file(path) else GzipReader(path)
     if bgzf:
-        return BgzfWriter(path, compresslevel)
+        return BgzfWriter(path, compresslevel, fileobj=fileobj)
     if compresslevel not in range(10):
         raise ValueError(
             f"{os.fspath(path)}: compresslevel is {compresslevel}, expected an int in 0-9"
         )
     writer = _IGzipWriter if compresslevel in _ISAL_LEVELS else _GzipWriter
-    return writer(path, compresslevel)
+    return writer(path, compresslevel, fileobj)

@@ -686,10 +686,15 @@ def run_kernel(spec: KernelSpec, src: Any, dst: Any) -> None:
     kernel(src, *spec.scalars, dst)
 
 
+def cast_spec(source: np.dtype, target: np.dtype) -> KernelSpec:
+    """The kernel that copies ``source`` values into a ``target`` array, converting them exactly."""
+    spec = kernel_spec(plan_scaling(source, None, None, target))
+    return replace(spec, operation="y = x;") if spec.is_copy else spec
+
+
 def cast_into(src: Any, dst: Any) -> None:
     """Copy (and cast, bit-exactly) ``src`` into ``dst`` on the current stream, whatever their strides."""
-    spec = kernel_spec(plan_scaling(src.dtype, None, None, dst.dtype))
-    run_kernel(replace(spec, operation="y = x;") if spec.is_copy else spec, src, dst)
+    run_kernel(cast_spec(src.dtype, dst.dtype), src, dst)
 
 
 # --------------------------------------------------------------------------------------------------

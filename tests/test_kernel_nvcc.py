@@ -14,43 +14,12 @@ import subprocess
 
 import numpy as np
 import pytest
+from kernel_cases import generated_specs
 
-from gpuimg.device import _CTYPES, kernel_spec
-from gpuimg.scaling import plan_scaling
+from gpuimg.device import _CTYPES
 
 NVCC = shutil.which("nvcc")
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")
-
-RAW = [
-    "u1",
-    "i1",
-    "<i2",
-    ">i2",
-    "<u2",
-    ">u2",
-    "<i4",
-    ">i4",
-    "<u4",
-    "<i8",
-    ">u8",
-    "<f4",
-    ">f4",
-    "<f8",
-    ">f8",
-]
-FACTORS = [(None, None), (2.5, None), (None, -3.0), (0.1, 7.25)]
-REQUESTS = [np.float32, np.float64, None]
-
-
-def _specs():
-    seen = {}
-    for raw in RAW:
-        for slope, inter in FACTORS:
-            for request in REQUESTS:
-                spec = kernel_spec(plan_scaling(np.dtype(raw), slope, inter, request))
-                if not spec.is_copy:
-                    seen[(spec.name, spec.operation)] = spec
-    return list(seen.values())
 
 
 def _ctype(name: str) -> str:
@@ -76,8 +45,8 @@ def _wrapped(index: int, spec) -> str:
 
 
 def test_every_generated_kernel_compiles_without_fma(tmp_path):
-    specs = _specs()
-    assert len(specs) > 40
+    specs = generated_specs()
+    assert len(specs) > 200
     source = tmp_path / "kernels.cu"
     source.write_text("\n".join(_wrapped(i, spec) for i, spec in enumerate(specs)))
     ptx = tmp_path / "kernels.ptx"

@@ -7,30 +7,26 @@ stderr, no traceback), 2 a usage error (argparse's message).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
-import importlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from types import ModuleType
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from gpuimg import data, device, gpuread
+from gpuimg import bench
 from gpuimg.config import configure
-from gpuimg.errors import DeviceUnavailableError, GpuimgError
+from gpuimg.errors import GpuimgError
 from gpuimg.io.recompress import Rewrite, gzip_images_under, rewrite_as_bgzf
 from gpuimg.loadsave import load, save
+from gpuimg.terminal import human_size, optional_module, progress
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FILE, EXIT_USAGE = 0, 1, 2
-#: Steps (files x repeats x libraries) from which ``bench`` shows a progress bar on a terminal.
-PROGRESS_MIN_STEPS = 12
 
 _FILE_ERRORS = (OSError, GpuimgError, ValueError)
 
@@ -112,31 +108,34 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("-v", "--verbose", action="store_true", help="print the full header")
     info.set_defaults(run=_info)
 
-    bench = commands.add_parser(
+    bench_parser = commands.add_parser(
         "bench",
         help="time loading files with gpuimg (and nibabel, when installed)",
         description="Load each file with gpuimg and, when installed, nibabel in the same run; "
         "report seconds (best of --repeat), MB/s of output, the speed-up and, on a GPU, the "
         "bytes moved host to device.",
     )
-    bench.add_argument("files", nargs="*", metavar="FILE")
-    bench.add_argument(
-        "--sample", action="store_true", help="add the sample image shipped with gpuimg"
+    bench_parser.add_argument("files", nargs="*", metavar="FILE")
+    bench_parser.add_argument(
+        "--sample",
+        action="store_true",
+        help="add realistic sample volumes (256^3 T1 and a 4D series, .nii and .nii.gz; "
+        "generated once into the user cache folder)",
     )
-    bench.add_argument(
+    bench_parser.add_argument(
         "--device",
         choices=("cpu", "cuda"),
         default=None,
-        help="default: cuda when a GPU is usable, else cpu",
+        help="default: cpu, and cuda too when a GPU is usable",
     )
-    bench.add_argument(
+    bench_parser.add_argument(
         "--dtype", type=_dtype, default=np.dtype(np.float32), help="default: float32"
     )
-    bench.add_argument(
+    bench_parser.add_argument(
         "--repeat", type=_positive, default=3, help="loads per file and library (default 3)"
     )
-    bench.add_argument("--json", action="store_true", help="print the results as JSON")
-    bench.set_defaults(run=_bench)
+    bench_parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    bench_parser.set_defaults(run=_bench)
 
     convert = commands.add_parser(
         "convert",
@@ -210,15 +209,7 @@ def _info_row(path: str, img: Any) -> list[str]:
 def _size(path: str, img: Any) -> str:
     """Bytes on disk of every file of the image (header and data of a pair)."""
     names = {holder.filename for holder in img.file_map.values() if holder.filename}
-    return _human(sum(os.path.getsize(name) for name in names or {path}))
-
-
-def _human(count: float) -> str:
-    for unit in ("B", "KiB", "MiB"):
-        if count < 1024:
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} GiB"
+    return human_size(sum(os.path.getsize(name) for name in names or {path}))
 
 
 def _field_text(value: np.ndarray) -> str:
@@ -236,124 +227,30 @@ def _print_header(img: Any) -> None:
 
 # -- bench ----------------------------------------------------------------------------------------
 def _bench(args: argparse.Namespace) -> int:
-    files = list(args.files) + ([data.sample_path()] if args.sample else [])
+    files = list(args.files) + (bench.sample_files() if args.sample else [])
     if not files:
         print("gpuimg bench: error: give FILE arguments or --sample", file=sys.stderr)
         return EXIT_USAGE
-    where = args.device or _default_device()
-    nib = _optional("nibabel")
-    libraries = {"gpuimg": _gpuimg_load}
+    devices = [args.device] if args.device else bench.default_devices()
+    libraries = {"gpuimg": bench.gpuimg_load}
+    nib = optional_module("nibabel")
     if nib is not None:
-        libraries["nibabel"] = _nibabel_load(nib)
-    steps = len(files) * len(libraries) * args.repeat
-    results = []
-    with _progress(steps) as advance:
-        for path in files:
-            record = {"file": os.fspath(path)}
-            for name, load_once in libraries.items():
-                record[name] = _time_loads(load_once, path, args.dtype, where, args.repeat, advance)
-            results.append(_summarise(record))
-    report = {"device": where, "dtype": args.dtype.name, "repeat": args.repeat, "results": results}
+        libraries["nibabel"] = bench.nibabel_loader(nib)
+    steps = len(files) * len(devices) * len(libraries) * args.repeat
+    with progress(steps) as advance:
+        report = bench.run(
+            files, libraries, devices=devices, dtype=args.dtype, repeat=args.repeat, advance=advance
+        )
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        _print_table(report)
-    return EXIT_OK
-
-
-def _default_device() -> str:
-    try:
-        device.resolve_device("cuda")
-    except DeviceUnavailableError:
-        return "cpu"
-    return "cuda"
-
-
-def _optional(name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
-def _gpuimg_load(path: str, dtype: np.dtype, where: str) -> tuple[Any, int]:
-    """Load with gpuimg: on a GPU only the raw on-disk bytes cross PCIe."""
-    before = gpuread.stats()["bytes_to_device"]
-    result = load(path).get_fdata(dtype=dtype, device=None if where == "cpu" else where)
-    return result, gpuread.stats()["bytes_to_device"] - before
-
-
-def _nibabel_load(nib: ModuleType) -> Callable[[str, np.dtype, str], tuple[Any, int]]:
-    def load_once(path: str, dtype: np.dtype, where: str) -> tuple[Any, int]:
-        """Load with nibabel; on a GPU upload the scaled result, as a user of nibabel would."""
-        result = nib.load(path).get_fdata(dtype=dtype)
-        if where == "cpu":
-            return result, 0
-        return device.to_device(result, device=where), result.nbytes
-
-    return load_once
-
-
-def _time_loads(
-    load_once: Callable, path: str, dtype: np.dtype, where: str, repeat: int, advance: Callable
-) -> dict[str, float | int]:
-    best, moved, nbytes = float("inf"), 0, 0
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result, moved = load_once(path, dtype, where)
-        if where != "cpu":
-            device.get_cupy().cuda.get_current_stream().synchronize()
-        best = min(best, time.perf_counter() - start)
-        nbytes = result.nbytes
-        del result
-        advance()
-    return {
-        "seconds": best,
-        "mb_per_s": nbytes / best / 1e6 if best > 0 else float("inf"),
-        "bytes_to_device": moved,
-    }
-
-
-def _summarise(record: dict) -> dict:
-    if "nibabel" in record:
-        record["speedup"] = record["nibabel"]["seconds"] / record["gpuimg"]["seconds"]
-    return record
-
-
-@contextlib.contextmanager
-def _progress(
-    steps: int, unit: str = "load", minimum: int = PROGRESS_MIN_STEPS
-) -> Iterator[Callable[[], None]]:
-    """A callable advancing a tqdm bar on stderr for long runs on a terminal, else doing nothing."""
-    tqdm = _optional("tqdm")
-    if tqdm is None or steps < minimum or not sys.stderr.isatty():
-        yield lambda: None
-        return
-    with tqdm.tqdm(total=steps, unit=unit, file=sys.stderr, leave=False) as bar:
-        yield lambda: bar.update(1)
-
-
-def _print_table(report: dict) -> None:
-    print(f"device {report['device']}, dtype {report['dtype']}, best of {report['repeat']}")
-    gpu = report["device"] != "cpu"
-    header = ["file", "library", "seconds", "MB/s"] + (["to device"] if gpu else []) + ["speed-up"]
-    lines = [header]
-    for record in report["results"]:
-        for library in ("gpuimg", "nibabel"):
-            if library not in record:
-                continue
-            timing = record[library]
-            speedup = record.get("speedup") if library == "gpuimg" else None
-            lines.append(
-                [record["file"], library, f"{timing['seconds']:.4f}", f"{timing['mb_per_s']:.0f}"]
-                + ([_human(timing["bytes_to_device"])] if gpu else [])
-                + [f"{speedup:.2f}x" if speedup is not None else ""]
-            )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for line in lines:
+        bench.print_table(report)
+    if nib is None:
         print(
-            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+            f"gpuimg bench: nibabel is not installed, so there is no comparison: {bench.NIBABEL_HINT}",
+            file=sys.stderr,
         )
+    return EXIT_OK
 
 
 # -- convert --------------------------------------------------------------------------------------
@@ -381,7 +278,7 @@ def _convert_bgzf(paths: Sequence[str], level: int | None) -> int:
     start = time.perf_counter()
     done: list[Rewrite] = []
     failed = 0
-    with _progress(len(files), unit="file", minimum=2) as advance:
+    with progress(len(files), unit="file", minimum=2) as advance:
         for path in files:
             try:
                 done.append(rewrite_as_bgzf(path, compresslevel=level))
@@ -394,7 +291,7 @@ def _convert_bgzf(paths: Sequence[str], level: int | None) -> int:
     after = sum(r.bytes_after for r in rewritten)
     print(
         f"{len(rewritten)} file(s) rewritten as BGZF, {len(done) - len(rewritten)} already BGZF, "
-        f"{failed} failed; {_human(before)} -> {_human(after)} "
+        f"{failed} failed; {human_size(before)} -> {human_size(after)} "
         f"in {time.perf_counter() - start:.2f} s"
     )
     return EXIT_FILE if failed else EXIT_OK

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,7 +10,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-import gpuimg
 from gpuimg.cli import main
 from gpuimg.config import configure
 from gpuimg.io.bgzf import is_bgzf_file
@@ -99,57 +97,6 @@ def test_info_missing_and_bad_files(capsys, images, tmp_path):
     assert len(errors) == 2 and "Traceback" not in err
     assert errors[0].startswith("gpuimg info: error:") and "missing.nii" in errors[0]
     assert "garbage.nii" in errors[1]
-
-
-def test_bench_json_compares_with_nibabel(capsys, images):
-    code, out, _ = _run(
-        capsys, "bench", images["scaled"], "--repeat", "1", "--device", "cpu", "--json"
-    )
-    assert code == 0
-    report = json.loads(out)
-    assert (report["device"], report["dtype"], report["repeat"]) == ("cpu", "float32", 1)
-    (record,) = report["results"]
-    assert record["file"] == images["scaled"]
-    assert record["gpuimg"]["seconds"] > 0 and record["nibabel"]["seconds"] > 0
-    assert record["speedup"] == pytest.approx(
-        record["nibabel"]["seconds"] / record["gpuimg"]["seconds"]
-    )
-    assert record["gpuimg"]["bytes_to_device"] == 0
-
-
-def test_bench_table_and_default_device(capsys):
-    code, out, _ = _run(capsys, "bench", "--sample", "--repeat", "1", "--dtype", "float64")
-    assert code == 0
-    lines = out.splitlines()
-    assert lines[0] == "device cpu, dtype float64, best of 1"  # no GPU in the default backend here
-    assert lines[1].split() == ["file", "library", "seconds", "MB/s", "speed-up"]
-    assert lines[2].split()[1] == "gpuimg" and lines[2].endswith("x")
-    assert lines[3].split()[1] == "nibabel"
-
-
-def test_bench_on_a_gpu_counts_bytes_to_device(capsys, xp):
-    code, out, _ = _run(capsys, "bench", "--sample", "--repeat", "1", "--json")
-    assert code == 0
-    report = json.loads(out)
-    assert report["device"] == "cuda"
-    (record,) = report["results"]
-    voxels = int(np.prod(gpuimg.load(gpuimg.data.sample_path()).shape))
-    assert record["gpuimg"]["bytes_to_device"] == voxels * 2  # raw int16 crosses PCIe
-    assert record["nibabel"]["bytes_to_device"] == voxels * 4  # scaled float32 does
-
-
-def test_bench_progress_bar_on_a_terminal(capsys, monkeypatch):
-    pytest.importorskip("tqdm")
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    code, _, err = _run(capsys, "bench", "--sample", "--repeat", "6", "--device", "cpu")
-    assert code == 0 and "0/12" in err and "load/s" in err
-
-
-def test_bench_errors(capsys, tmp_path):
-    code, _, err = _run(capsys, "bench")
-    assert code == 2 and "--sample" in err
-    code, _, err = _run(capsys, "bench", str(tmp_path / "missing.nii.gz"), "--device", "cpu")
-    assert code == 1 and "missing.nii.gz" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("target", ["out.hdr", "out.nii", "out.nii.gz"])

@@ -358,14 +358,18 @@ def _scale_block(src: np.ndarray, plan: ScalePlan, targets: list[np.ndarray]) ->
         ops = [(np.multiply, plan.slope)] if plan.slope is not None else []
         ops += [(np.add, plan.inter)] if plan.inter is not None else []
         last = targets[1] if len(targets) > 1 else targets[0]
-        for index, (op, factor) in enumerate(ops):
-            out = last if index == len(ops) - 1 else targets[0]
-            op(current, factor, out=out, dtype=work, casting="unsafe")
-            current = out
+        # Values past the work dtype's range become ±inf, as nibabel's float64-then-cast gives them;
+        # a header with a huge slope is valid, so that is a result, not an error.
+        with np.errstate(over="ignore"):
+            for index, (op, factor) in enumerate(ops):
+                out = last if index == len(ops) - 1 else targets[0]
+                op(current, factor, out=out, dtype=work, casting="unsafe")
+                current = out
         first_cast = 2 if last is not targets[0] else 1
-    for target in targets[first_cast:]:
-        np.copyto(target, current, casting="unsafe")
-        current = target
+    with np.errstate(over="ignore"):
+        for target in targets[first_cast:]:
+            np.copyto(target, current, casting="unsafe")
+            current = target
 
 
 def apply_scaling(raw: np.ndarray, plan: ScalePlan) -> np.ndarray:

@@ -86,6 +86,20 @@ def test_matches_nibabel(dtype, slope, inter, request_dtype):
     np.testing.assert_array_equal(got, expected, strict=True)
 
 
+@pytest.mark.parametrize("request_dtype", [np.float32, np.float64])
+def test_results_past_the_dtype_range_are_inf_without_a_warning(request_dtype):
+    # A valid header with a huge slope (found by the header fuzz test): nibabel's values, ±inf where
+    # the scaled value leaves the requested dtype's range, and no RuntimeWarning from gpuimg.
+    raw = np.asfortranarray(np.array([[-32768, -1, 0, 1, 32767]], dtype=np.int16))
+    slope = 1e304 if request_dtype == np.float64 else 1e37
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nibabel's own cast warns about the overflow
+        expected = _nibabel_read(raw, slope, 1.0, request_dtype)
+    got = apply_scaling(raw, plan_scaling(raw.dtype, slope, 1.0, request_dtype))
+    assert np.isinf(got).sum() == 2
+    np.testing.assert_array_equal(got, expected, strict=True)
+
+
 def test_identity_plan_returns_raw_itself():
     raw = _raw(np.dtype(">i2"))
     plan = plan_scaling(raw.dtype, None, None)

@@ -349,7 +349,15 @@ class ArrayProxy:
     def read_raw_into(self, plan: ReadPlan, out: memoryview, start: int = 0) -> None:
         """Fill ``out`` with bytes ``[start, start + len(out))`` of the raw block that ``plan`` reads."""
         with self._handle.open() as fileobj:
-            read_plan_into(fileobj, plan, out, start=start, name=self.name)
+            self._read_plan_part(fileobj, plan, out, start)
+
+    def _read_plan_part(self, fileobj, plan: ReadPlan, out: memoryview, start: int) -> None:
+        """:func:`read_plan_into`; a read that ends at the data block's end checks the gzip trailer."""
+        read_plan_into(fileobj, plan, out, start=start, name=self.name)
+        if plan.runs and start + memoryview(out).nbytes == plan.nbytes:
+            offset, length = plan.runs[-1]
+            if offset + length == self._offset + self._data_nbytes():
+                self._finish_stream(fileobj)
 
     def to_device(self, slicer=(), *, dtype=np.float32, device="cuda"):
         """Read ``self[slicer]`` scaled to ``dtype`` straight into GPU memory (a CuPy array).
@@ -478,7 +486,7 @@ class ArrayProxy:
                 yield reader
 
     def _finish_stream(self, fileobj) -> None:
-        """After a whole-array read of a gzip file, read on to the member's end so its CRC is checked."""
+        """After a read reaching the end of a gzip file's data, read on so its CRC and length are checked."""
         if self.is_compressed:
             fileobj.read(1)
 
@@ -595,7 +603,7 @@ class _ProxyRawSource:
         self._stack.close()
 
     def readinto(self, start: int, out: memoryview) -> None:
-        read_plan_into(self._fileobj, self._plan, out, start=start, name=self._proxy.name)
+        self._proxy._read_plan_part(self._fileobj, self._plan, out, start)
 
 
 def _bytes_view(array: np.ndarray) -> memoryview:

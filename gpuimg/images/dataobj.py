@@ -9,6 +9,7 @@ flags change nothing: the data already are in memory.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from typing import Any
 
@@ -60,6 +61,18 @@ class DataobjImage(FileBasedImage):
         self._fdata_cache = None
         # device id -> (array, event on the stream it was made ready on)
         self._device_cache: dict[int, tuple[Any, Any]] = {}
+        # Held while a caching read fills a cache: threads asking at the same time wait for that one
+        # read and get the very object it cached.
+        self._cache_lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_cache_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._cache_lock = threading.Lock()
 
     @property
     def dataobj(self):
@@ -110,31 +123,60 @@ class DataobjImage(FileBasedImage):
         device_id = device_seam.resolve_device(device)
         if device_id is not None:
             return self._get_device_fdata(caching, dtype, device_id)
-        if self._fdata_cache is not None and self._fdata_cache.dtype.type == dtype.type:
-            return self._fdata_cache
-        dataobj = self._dataobj
-        if device_seam.is_device_array(dataobj):
-            data = device_seam.to_host(dataobj).astype(dtype, copy=False)
-        else:
-            data = np.asanyarray(dataobj, dtype=dtype)
-        if caching == "fill":
+
+        def cached():
+            hit = self._fdata_cache
+            return hit if hit is not None and hit.dtype.type == dtype.type else None
+
+        def read():
+            dataobj = self._dataobj
+            if device_seam.is_device_array(dataobj):
+                return device_seam.to_host(dataobj).astype(dtype, copy=False)
+            return np.asanyarray(dataobj, dtype=dtype)
+
+        def store(data) -> None:
             self._fdata_cache = data
-        return data
+
+        return self._read_once(caching, cached, read, store)
 
     def _get_device_fdata(self, caching: str, dtype: np.dtype, device_id: int):
-        cached, ready = self._device_cache.get(device_id, (None, None))
-        if cached is not None and cached.dtype.type == dtype.type:
+        def cached():
+            hit, ready = self._device_cache.get(device_id, (None, None))
+            if hit is None or hit.dtype.type != dtype.type:
+                return None
             # The caller may be on another stream than the one the array was made ready on.
             device_seam.wait_on_current_stream(ready, device_id)
-            return cached
-        dataobj = self._dataobj
-        if is_proxy(dataobj) and hasattr(dataobj, "to_device"):
-            data = dataobj.to_device((), dtype=dtype, device=device_id)
-        else:
-            data = device_seam.to_device(dataobj, dtype=dtype, device=device_id)
-        if caching == "fill":
+            return hit
+
+        def read():
+            dataobj = self._dataobj
+            if is_proxy(dataobj) and hasattr(dataobj, "to_device"):
+                return dataobj.to_device((), dtype=dtype, device=device_id)
+            return device_seam.to_device(dataobj, dtype=dtype, device=device_id)
+
+        def store(data) -> None:
             self._device_cache[device_id] = (data, device_seam.current_stream_event(device_id))
-        return data
+
+        return self._read_once(caching, cached, read, store)
+
+    def _read_once(self, caching: str, cached, read, store):
+        """A cache hit, else ``read()`` (stored when ``caching`` is 'fill').
+
+        A filling read holds the image's cache lock, so threads asking at the same time wait for it
+        and return the object it stored: one read per image, dtype and device.
+        """
+        hit = cached()
+        if hit is not None:
+            return hit
+        if caching != "fill":
+            return read()
+        with self._cache_lock:
+            hit = cached()
+            if hit is not None:
+                return hit
+            data = read()
+            store(data)
+            return data
 
     def get_data(self, caching: str = "fill"):
         """Return image data as ``np.asanyarray(dataobj)`` would (deprecated: use :meth:`get_fdata`).
@@ -149,12 +191,13 @@ class DataobjImage(FileBasedImage):
             stacklevel=2,
         )
         _check_caching(caching)
-        if self._data_cache is not None:
-            return self._data_cache
-        data = np.asanyarray(self._dataobj)
-        if caching == "fill":
+
+        def store(data) -> None:
             self._data_cache = data
-        return data
+
+        return self._read_once(
+            caching, lambda: self._data_cache, lambda: np.asanyarray(self._dataobj), store
+        )
 
     def get_shape(self):
         """Expired: use the ``shape`` property."""

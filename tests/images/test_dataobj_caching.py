@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import pickle
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -161,3 +165,57 @@ def test_dataobj_image_directly():
     assert img.dataobj is arr
     assert img.shape == (2, 3) and img.ndim == 2
     assert img.get_fdata() is arr
+
+
+# -- threads -----------------------------------------------------------------------------------------
+
+
+def _read_concurrently(img, monkeypatch, threads: int = 8, **kwargs) -> tuple[list, list]:
+    """Call ``img.get_fdata(**kwargs)`` from ``threads`` threads at once; the results and reads made."""
+    reads = []
+    real_get_scaled = gpuimg.ArrayProxy.get_scaled
+    real_to_device = gpuimg.ArrayProxy.to_device
+
+    def slow(real):
+        def read(self, *args, **kw):
+            reads.append(threading.get_ident())
+            time.sleep(0.05)  # long enough for every thread to arrive while it runs
+            return real(self, *args, **kw)
+
+        return read
+
+    monkeypatch.setattr(gpuimg.ArrayProxy, "get_scaled", slow(real_get_scaled))
+    monkeypatch.setattr(gpuimg.ArrayProxy, "to_device", slow(real_to_device))
+    start = threading.Barrier(threads)
+    results = [None] * threads
+
+    def work(k: int) -> None:
+        start.wait()
+        results[k] = img.get_fdata(**kwargs)
+
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return results, reads
+
+
+def test_concurrent_get_fdata_reads_once_and_returns_the_cached_object(proxy_img, monkeypatch):
+    results, reads = _read_concurrently(proxy_img, monkeypatch)
+    assert len(reads) == 1
+    assert all(result is results[0] for result in results)
+    assert proxy_img.get_fdata() is results[0]
+
+
+def test_concurrent_device_get_fdata_reads_once(proxy_img, monkeypatch, double):
+    results, reads = _read_concurrently(proxy_img, monkeypatch, dtype=np.float32, device="cuda")
+    assert len(reads) == 1
+    assert all(result is results[0] for result in results)
+
+
+def test_images_with_their_cache_lock_still_copy_and_pickle(proxy_img):
+    proxy_img.get_fdata()
+    for clone in (copy.deepcopy(proxy_img), pickle.loads(pickle.dumps(proxy_img))):
+        np.testing.assert_array_equal(clone.get_fdata(), proxy_img.get_fdata())
+        assert clone.get_fdata() is clone.get_fdata()

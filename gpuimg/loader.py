@@ -205,6 +205,11 @@ class Loader:
         order: str = "C",
         reuse: bool = True,
     ) -> None:
+        if isinstance(paths, (str, bytes, os.PathLike)):
+            raise TypeError(
+                f"paths is one path ({os.fspath(paths)!r}), expected a sequence of paths: "
+                "Loader([path], ...)"
+            )
         self._paths = [os.fspath(path) for path in paths]
         if not self._paths:
             raise ValueError("paths is empty, expected at least one image file")

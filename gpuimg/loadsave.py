@@ -20,11 +20,15 @@ def image_class_for(filename: str | os.PathLike):
     ------
     ImageFileError
         When no class recognises the file.
+    FileNotFoundError, PermissionError
+        When the file (or the header file of a pair) is missing or cannot be read.
     """
     name = os.fspath(filename)
-    if not os.path.exists(name):
-        raise FileNotFoundError(f"No such file or no access: '{name}'")
-    if os.path.getsize(name) == 0:
+    try:
+        size = os.stat(name).st_size
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No such file or no access: '{name}'") from None
+    if size == 0:
         raise ImageFileError(f"{name}: empty file")
     sniff = None
     for image_class in IMAGE_CLASSES:

@@ -179,6 +179,9 @@ def test_each_iteration_reshuffles_deterministically(files):
 def test_bad_arguments(files):
     with pytest.raises(ValueError, match="paths is empty"):
         Loader([], 1)
+    for one in (files[0], Path(files[0])):
+        with pytest.raises(TypeError, match="paths is one path .* expected a sequence of paths"):
+            Loader(one, 1)
     with pytest.raises(ValueError, match="batch_size is 0"):
         Loader(files, 0)
     with pytest.raises(ValueError, match="rank is 3"):

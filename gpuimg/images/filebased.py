@@ -145,6 +145,8 @@ class FileBasedImage:
         try:
             with open_image_file(meta) as fileobj:
                 return fileobj.read(sniff_nbytes), meta
+        except PermissionError:
+            raise  # an unreadable file is not one of unknown type
         except (OSError, EOFError):
             return None
 

@@ -17,6 +17,7 @@ from test_gpuread import BytesSource
 import gpuimg
 from gpuimg import device, gpuread
 from gpuimg.scaling import apply_scaling, plan_scaling
+from tests.images.test_device_images import read_cached_on_another_stream
 
 pytestmark = pytest.mark.cuda
 
@@ -59,13 +60,7 @@ def test_a_cached_array_is_ready_on_another_stream(gpu, tmp_path) -> None:
     data = np.random.default_rng(0).integers(-1000, 1000, (32, 32, 32)).astype(np.int16)
     nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "vol.nii")
     img = gpuimg.load(tmp_path / "vol.nii")
-    first, second = (gpu.cuda.Stream(non_blocking=True) for _ in range(2))
     with device.gpuimg_stream(0):
         _spin_then_fill(gpu, gpu.empty(1, dtype=np.float32), 0.0)
-    with first:
-        filled = img.get_fdata(device="cuda")
-    with second:
-        cached = img.get_fdata(device="cuda")
-        host = cached.get(stream=second, order="F")
-    assert cached is filled
+    host = read_cached_on_another_stream(gpu, img)
     np.testing.assert_array_equal(host, data.astype(np.float64))

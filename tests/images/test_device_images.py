@@ -142,17 +142,22 @@ def test_float32_subnormals_survive_a_device_read(xp, tmp_path, big_endian):
         assert got.tobytes() == img.get_fdata(dtype=fdtype, caching="unchanged").tobytes()
 
 
-def test_a_cached_device_array_is_ready_on_the_callers_stream(double, proxy_path):
-    img = gpuimg.load(proxy_path)
-    first, second = (double.cuda.Stream(non_blocking=True) for _ in range(2))
+def read_cached_on_another_stream(cupy, img) -> np.ndarray:
+    """Fill ``img``'s device cache on one stream, read the cached array back on another."""
+    first, second = (cupy.cuda.Stream(non_blocking=True) for _ in range(2))
     with first:
         filled = img.get_fdata(device="cuda")
     with second:
         cached = img.get_fdata(device="cuda")
-        # Raises the double's RaceError unless second is ordered after the read.
         host = cached.get(stream=second, order="F")
     assert cached is filled
-    np.testing.assert_array_equal(host, img.get_fdata())
+    return host
+
+
+def test_a_cached_device_array_is_ready_on_the_callers_stream(double, proxy_path):
+    img = gpuimg.load(proxy_path)
+    # Raises the double's RaceError unless the second stream is ordered after the read.
+    np.testing.assert_array_equal(read_cached_on_another_stream(double, img), img.get_fdata())
 
 
 def test_cpu_device_values_mean_numpy(proxy_path):

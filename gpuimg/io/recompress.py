@@ -8,14 +8,13 @@ stay exactly as they were, whatever the image format.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from gpuimg.config import settings
-from gpuimg.io.bgzf import BgzfWriter, is_bgzf_file
+from gpuimg.io.atomic import AtomicFiles
+from gpuimg.io.bgzf import is_bgzf_file
 from gpuimg.io.buffers import default_pool
 from gpuimg.io.openers import open_sequential
 
@@ -39,8 +38,8 @@ class Rewrite:
 def rewrite_as_bgzf(path: str | os.PathLike[str], *, compresslevel: int | None = None) -> Rewrite:
     """Rewrite the gzip file ``path`` as BGZF, in place; a file already BGZF is left as it is.
 
-    The new file is written under a temporary name in the same folder, given the old file's
-    permissions, and renamed over it only once complete, so an error leaves the original intact.
+    The new file replaces the old one atomically and durably, keeping its permissions (see
+    :mod:`gpuimg.io.atomic`), so an error leaves the original intact.
 
     Parameters
     ----------
@@ -59,24 +58,14 @@ def rewrite_as_bgzf(path: str | os.PathLike[str], *, compresslevel: int | None =
     if is_bgzf_file(name):
         return Rewrite(name, before, before, False)
     level = settings.compresslevel if compresslevel is None else compresslevel
-    fd, temporary = tempfile.mkstemp(
-        prefix=f".{os.path.basename(name)}.", suffix=".tmp.gz", dir=os.path.dirname(name) or "."
-    )
-    os.close(fd)
-    try:
-        with (
-            open_sequential(name) as source,
-            BgzfWriter(temporary, level) as target,
-            default_pool.borrow(_COPY_BYTES) as buffer,
-        ):
-            while count := source.readinto(buffer):
-                target.write(buffer[:count])
-        shutil.copymode(name, temporary)
-        os.replace(temporary, name)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    with (
+        open_sequential(name) as source,
+        AtomicFiles() as files,
+        default_pool.borrow(_COPY_BYTES) as buffer,
+    ):
+        target = files.create(name, compresslevel=level, bgzf=True)
+        while count := source.readinto(buffer):
+            target.write(buffer[:count])
     return Rewrite(name, before, os.path.getsize(name), True)
 
 
@@ -84,7 +73,7 @@ def gzip_images_under(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     """The files to rewrite: each file given, and the gzip images anywhere under each directory.
 
     Directories are walked recursively, in sorted order, picking the names that end in one of
-    :data:`IMAGE_GZIP_SUFFIXES` (temporary files of interrupted saves end in ``.tmp.gz``).
+    :data:`IMAGE_GZIP_SUFFIXES` (temporary files of interrupted saves end in ``.tmp``).
     """
     found: list[str] = []
     for path in map(Path, paths):

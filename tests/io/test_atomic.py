@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 import gpuimg
-from gpuimg import config
+from gpuimg import cli, config
 from gpuimg.formats import analyze
 from gpuimg.io import atomic
+from gpuimg.io.recompress import rewrite_as_bgzf
 
 FORMATS = ["out.nii", "out.nii.gz", "out.img", "out.img.gz"]
 
@@ -206,6 +207,27 @@ def test_replaced_files_keep_their_mode(tmp_path, umask, name, mode):
     gpuimg.save(_image(1000), str(tmp_path / name))
     for saved in os.listdir(tmp_path):
         assert stat.S_IMODE(os.stat(tmp_path / saved).st_mode) == mode
+
+
+def test_bgzf_rewrite_out_of_space_leaves_old_file(tmp_path, monkeypatch):
+    before = _save_old(tmp_path, "t1.nii.gz")
+    monkeypatch.setattr(atomic, "_TemporaryFile", _FullDisk)
+    with pytest.raises(OSError, match="No space left on device") as caught:
+        rewrite_as_bgzf(tmp_path / "t1.nii.gz")
+    assert caught.value.filename == str(tmp_path / "t1.nii.gz")
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("bgzf", [False, True])
+def test_convert_in_place_keeps_the_mode(tmp_path, umask, capsys, bgzf):
+    umask(0o077)
+    path = str(tmp_path / "t1.nii.gz")
+    _save_old(tmp_path, "t1.nii.gz")
+    os.chmod(path, 0o644)
+    argv = ["convert", "--bgzf", path] if bgzf else ["convert", path, path]
+    assert cli.main(argv) == 0
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    assert os.listdir(tmp_path) == ["t1.nii.gz"]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another owner")

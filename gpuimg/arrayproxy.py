@@ -25,6 +25,7 @@ import numpy as np
 
 from gpuimg.config import claim_helpers, executor, parallel_for_each
 from gpuimg.errors import TruncatedDataError
+from gpuimg.gpudecode import read_bgzf_to_device
 from gpuimg.gpuread import read_to_device
 from gpuimg.io.bgzf import BgzfReader, is_bgzf_file
 from gpuimg.io.buffers import default_pool
@@ -363,13 +364,20 @@ class ArrayProxy:
         """Read ``self[slicer]`` scaled to ``dtype`` straight into GPU memory (a CuPy array).
 
         Raw on-disk bytes are read into pinned host buffers, copied to the device, and scaled there; see
-        :mod:`gpuimg.gpuread`.
+        :mod:`gpuimg.gpuread`. A BGZF file's compressed blocks are decoded on the device by nvCOMP
+        when it is installed and the read fits its batch (see :mod:`gpuimg.gpudecode`).
         """
         self._check_gzip_holds_data(slicer)
+        read, plan = self.read_plan(slicer), self.scale_plan(dtype)
+        with self._open_bgzf() as reader:
+            if reader is not None:
+                result = read_bgzf_to_device(reader, read, plan, device=device, name=self.name)
+                if result is not None:
+                    return result
         # A whole-array read streams forward; a slice seeks, and keeps the gzip index for the next one.
         opener = self._open_whole if _selects_everything(slicer, self._shape) else self._handle.open
-        with _ProxyRawSource(self, self.read_plan(slicer), opener) as source:
-            return read_to_device(source, self.scale_plan(dtype), device=device, name=self.name)
+        with _ProxyRawSource(self, read, opener) as source:
+            return read_to_device(source, plan, device=device, name=self.name)
 
     # -- internals ----------------------------------------------------------------------------------
     def _check_gzip_holds_data(self, slicer=()) -> None:

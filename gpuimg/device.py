@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from gpuimg.config import reset_after_fork
-from gpuimg.errors import DeviceMemoryError, DeviceUnavailableError
+from gpuimg.errors import CompressedStreamError, DeviceMemoryError, DeviceUnavailableError
 from gpuimg.scaling import ScalePlan, plan_scaling
 
 INSTALL_HINT = "pip install 'gpuimg[cuda12]' (CUDA 12) or 'gpuimg[cuda13]' (CUDA 13)"
@@ -765,3 +765,124 @@ def device_memory_guard(what: str, nbytes: int) -> Iterator[None]:
             f"{what}: out of GPU memory reading {nbytes} bytes to the device "
             f"({device_memory_used()} bytes already in use): {exc}"
         ) from exc
+
+
+# --------------------------------------------------------------------------------------------------
+# nvCOMP: batches of Deflate blocks (BGZF) decoded on the device
+# --------------------------------------------------------------------------------------------------
+_NVCOMP_MODULE = "nvidia.nvcomp"
+_nvcomp_override: list[ModuleType | None] = []  # innermost use_nvcomp_backend last
+_codecs: dict[tuple, Any] = {}
+
+
+def get_nvcomp() -> ModuleType | None:
+    """nvCOMP's Python module (``nvidia.nvcomp``, or the backend of :func:`use_nvcomp_backend`).
+
+    Returns
+    -------
+    module or None
+        None when nvCOMP is not installed (``pip install 'gpuimg[cuda12]'`` brings it); GPU reads of
+        BGZF files then decode on the host.
+    """
+    if _nvcomp_override:
+        return _nvcomp_override[-1]
+    try:
+        return importlib.import_module(_NVCOMP_MODULE)
+    except ImportError:
+        return None
+
+
+@contextmanager
+def use_nvcomp_backend(module: ModuleType | None) -> Iterator[ModuleType | None]:
+    """Use ``module`` in place of nvCOMP inside the ``with`` block; None acts as not installed.
+
+    A test hook, like :func:`use_backend` (the strict test double is ``tests/nvcomp_double.py``).
+    """
+    with _lock:
+        _nvcomp_override.append(module)
+        _codecs.clear()
+    try:
+        yield module
+    finally:
+        with _lock:
+            _nvcomp_override.pop()
+            _codecs.clear()
+
+
+def _deflate_codec(nvcomp: ModuleType, device_id: int, stream: Any) -> Any:
+    """nvCOMP's raw-Deflate codec on ``stream``, one per thread (a Codec is not thread-safe)."""
+    key = (id(nvcomp), device_id, stream.ptr, threading.get_ident())
+    with _lock:
+        codec = _codecs.get(key)
+        if codec is None:
+            codec = nvcomp.Codec(
+                algorithm="Deflate",
+                bitstream_kind=nvcomp.BitstreamKind.RAW,
+                device_id=device_id,
+                cuda_stream=stream.ptr,
+            )
+            _codecs[key] = codec
+        return codec
+
+
+def deflate_alignment(device_id: int, stream: Any) -> int:
+    """Bytes every compressed and decoded Deflate buffer must be aligned to for nvCOMP's decode."""
+    nvcomp = get_nvcomp()
+    if nvcomp is None:
+        raise DeviceUnavailableError(f"nvCOMP is not installed; {INSTALL_HINT}")
+    return int(_deflate_codec(nvcomp, device_id, stream).get_required_decompression_alignment())
+
+
+def decode_deflate_batch(
+    compressed: Any,
+    blocks: list[tuple[int, int]],
+    out: Any,
+    outputs: list[tuple[int, int]],
+    *,
+    device_id: int,
+    stream: Any,
+    name: str,
+) -> None:
+    """Decode raw-Deflate blocks of ``compressed`` into ``out``, all at once, on ``stream``.
+
+    Parameters
+    ----------
+    compressed, out : cupy.ndarray
+        uint8 device buffers holding the blocks, and receiving the decoded bytes.
+    blocks, outputs : list of (int, int)
+        ``(offset, size)`` of each block in ``compressed`` and of its decoded bytes in ``out`` (the
+        sizes the blocks must decode to), aligned to :func:`deflate_alignment`.
+    device_id : int
+        The device the buffers live on.
+    stream : cupy.cuda.Stream
+        The stream the decode is queued on (it waits for the uploads queued there before).
+    name : str
+        The file, for messages.
+
+    Raises
+    ------
+    CompressedStreamError
+        A block is corrupt, or decoded to another size than expected.
+    """
+    nvcomp = get_nvcomp()
+    if nvcomp is None:
+        raise DeviceUnavailableError(f"nvCOMP is not installed; {INSTALL_HINT}")
+    codec = _deflate_codec(nvcomp, device_id, stream)
+    sources = nvcomp.as_arrays(
+        compressed, [o for o, _ in blocks], [n for _, n in blocks], cuda_stream=stream.ptr
+    )
+    targets = nvcomp.as_arrays(
+        out, [o for o, _ in outputs], [n for _, n in outputs], cuda_stream=stream.ptr
+    )
+    try:
+        decoded = codec.decode(sources, out=targets)
+    except (ValueError, RuntimeError) as error:  # an output too small, a corrupt block
+        raise CompressedStreamError(f"{name}: nvCOMP could not decode a block: {error}") from error
+    sizes = list(decoded.buffer_sizes)
+    expected = [n for _, n in outputs]
+    if sizes != expected:
+        wrong = next(k for k, (a, b) in enumerate(zip(sizes, expected, strict=True)) if a != b)
+        raise CompressedStreamError(
+            f"{name}: block {wrong} of this read decoded on the GPU to {sizes[wrong]} bytes, "
+            f"expected {expected[wrong]} (its ISIZE)"
+        )

@@ -25,6 +25,7 @@ A *source* is anything with this small protocol (the array proxy implements it):
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import traceback
@@ -95,6 +96,11 @@ def stats() -> dict[str, int]:
 def reset_stats() -> None:
     """Zero the counters of :func:`stats`."""
     _stats.reset()
+
+
+def add_stats(**counts: int) -> None:
+    """Add to the counters of :func:`stats` (for other device read paths, such as nvCOMP's)."""
+    _stats.add(**counts)
 
 
 def read_to_device(
@@ -184,6 +190,16 @@ def _read_streamed(cupy: Any, source: RawSource, plan: ScalePlan, work: Any, con
             _stream_chunks(cupy, source, spec, flat, work)
             finished = work.record()
         consumer.wait_event(finished)
+    return finish_result(cupy, flat, source, consumer)
+
+
+def finish_result(cupy: Any, flat: Any, source: Any, consumer: Any) -> Any:
+    """Turn the flat, scaled raw block of ``source`` on the device into the result, on ``consumer``.
+
+    ``source`` needs ``raw_shape``, ``post_slicer`` and ``out_shape`` (a :class:`RawSource` or a
+    :class:`~gpuimg.io.slicing.ReadPlan`). The result is Fortran-contiguous: a view of ``flat`` when
+    the slicer keeps every value, else a copy.
+    """
     with consumer:
         raw = flat.reshape(tuple(source.raw_shape), order="F")
         result = raw[source.post_slicer]
@@ -228,14 +244,35 @@ def _stream_chunks(cupy: Any, source: RawSource, spec: Any, flat: Any, work: Any
 
 def _upload(source: RawSource, start: int, target: Any, work: Any) -> None:
     """Read bytes from ``start`` into a pinned buffer and queue their copy into ``target``."""
+    # A partial, not a closure: a traceback keeps a closure's cells (``target``, device memory)
+    # alive through its frame, where clearing the frame frees them.
+    upload_pinned(
+        functools.partial(_read_pinned, source, start, target.nbytes, target.dtype), target, work
+    )
+
+
+def _read_pinned(
+    source: RawSource, start: int, nbytes: int, dtype: np.dtype, buffer: np.ndarray
+) -> np.ndarray:
+    host = buffer[:nbytes]
+    source.readinto(start, memoryview(host))
+    return host.view(dtype)
+
+
+def upload_pinned(fill: Any, target: Any, work: Any) -> None:
+    """Fill a pooled pinned buffer and queue its copy into the device array ``target`` on ``work``.
+
+    ``fill(buffer)`` writes the bytes into ``buffer`` (a uint8 array of the pool's buffer size) and
+    returns the host array to copy, of ``target``'s shape and dtype. The buffer goes back to the pool
+    behind an event recorded after the copy, so it is reused only once the copy has read it.
+    """
     pool = default_pinned_pool()
     buffer = pool.acquire()
     event = None
     queued = False
     try:
-        host = buffer[: target.nbytes]
-        source.readinto(start, memoryview(host))
-        target.set(host.view(target.dtype), stream=work)
+        host = fill(buffer)
+        target.set(host, stream=work)
         queued = True
         event = work.record()
     finally:

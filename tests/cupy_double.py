@@ -35,7 +35,8 @@ passes on it has spelled out what it means:
   behind ``alloc_pinned_memory`` rounds every request up to a power of two (at least 512 bytes), as
   CuPy 14's ``PinnedMemoryPool.malloc`` does.
 
-Test-only controls, not CuPy API: :func:`set_device_count`, :func:`pinned_bytes`, :class:`RaceError`.
+Test-only controls, not CuPy API: :func:`set_device_count`, :func:`pinned_bytes`, :class:`RaceError`,
+:func:`stream_from_ptr`.
 """
 
 from __future__ import annotations
@@ -151,6 +152,9 @@ class Stream:
         self._after: dict[Stream, int] = {}
         self._number = next(_stream_numbers)
         self.device_id = -1 if null else _current_device()
+        # CuPy's raw cudaStream_t handle (0 for the null stream); libraries such as nvCOMP take it.
+        self.ptr = 0 if null else id(self)
+        _streams_by_ptr[self.ptr] = self
 
     def __repr__(self) -> str:
         return f"<Stream {self._number} (device {self.device_id})>"
@@ -205,7 +209,13 @@ class Stream:
         return stream is self or stream._ran >= position or self._after.get(stream, 0) >= position
 
 
+_streams_by_ptr: weakref.WeakValueDictionary[int, Stream] = weakref.WeakValueDictionary()
 Stream.null = Stream(null=True)
+
+
+def stream_from_ptr(ptr: int) -> Stream:
+    """Test control, not CuPy API: the stream whose ``ptr`` is ``ptr`` (for other libraries' doubles)."""
+    return _streams_by_ptr[ptr]
 
 
 def get_current_stream(device_id: int = -1) -> Stream:
@@ -572,6 +582,12 @@ class ndarray:  # noqa: N801 - CuPy's name
             raise NotImplementedError("the double only reshapes without a copy")
         return ndarray._view_of(self, view)
 
+    def view(self, dtype: object = None) -> ndarray:
+        """The same memory as ``dtype`` (its itemsize may differ when the last axis is contiguous)."""
+        if dtype is None:
+            return ndarray._view_of(self, self._view.view())
+        return ndarray._view_of(self, self._view.view(np.dtype(dtype)))
+
     def transpose(self, *axes: object) -> ndarray:
         """A view with the axes permuted, as ``cupy.ndarray.transpose``."""
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
@@ -747,6 +763,8 @@ class ElementwiseKernel:
 cuda = SimpleNamespace(
     Device=Device,
     Event=Event,
+    MemoryPool=MemoryPool,
+    PinnedMemoryPool=PinnedMemoryPool,
     Stream=Stream,
     PinnedMemory=PinnedMemory,
     PinnedMemoryPointer=PinnedMemoryPointer,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+import time
 import tracemalloc
 
 import numpy as np
@@ -40,12 +41,14 @@ def paths(tmp_path_factory):
 
 @pytest.fixture
 def decoded(monkeypatch):
-    """Every block decode, as (block number, thread id)."""
+    """Every block decode, as (block number, thread id); each takes at least a millisecond, so a
+    helper thread always starts before the calling thread has taken every chunk of a read."""
     calls: list[tuple[int, int]] = []
     original = BgzfReader._decode
 
     def spy(self, number):
         calls.append((number, threading.get_ident()))
+        time.sleep(0.001)
         return original(self, number)
 
     monkeypatch.setattr(BgzfReader, "_decode", spy)

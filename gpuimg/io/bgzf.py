@@ -325,6 +325,35 @@ class BgzfReader(PositionedReader):
                 f"least {position + view.nbytes}"
             )
 
+    def blocks_holding(self, start: int, nbytes: int) -> list[tuple[int, int, int, int]]:
+        """``(payload_start, payload_stop, data_start, data_stop)`` of the blocks holding the bytes.
+
+        Payload offsets are in the compressed file, data offsets in the uncompressed one.
+
+        Raises
+        ------
+        TruncatedDataError
+            The file ends before ``start + nbytes``.
+        """
+        self._check_open()
+        index = self._index
+        first = index.locate(self._data, start, self.name)
+        last = index.locate(self._data, start + max(nbytes, 1) - 1, self.name)
+        if last >= len(index):
+            raise TruncatedDataError(
+                f"{self.name}: uncompressed data end at byte {self.size()}, expected at least "
+                f"{start + nbytes}"
+            )
+        return [index.block(number) for number in range(first, last + 1)]
+
+    def read_compressed(self, offset: int, dest: Any) -> None:
+        """Fill ``dest`` with the compressed file's bytes from ``offset`` (a block's payload)."""
+        view = memoryview(dest).cast("B")
+        if os.preadv(self._raw.fileno(), [view], offset) != view.nbytes:
+            raise CompressedStreamError(
+                f"{self.name}: the file ends inside the {view.nbytes} compressed bytes at {offset}"
+            )
+
     def chunk_bounds(
         self, start: int, nbytes: int, itemsize: int, blocks: int = BLOCKS_PER_CHUNK
     ) -> list[tuple[int, int]]:

@@ -781,11 +781,14 @@ def get_nvcomp() -> ModuleType | None:
     Returns
     -------
     module or None
-        None when nvCOMP is not installed (``pip install 'gpuimg[cuda12]'`` brings it); GPU reads of
-        BGZF files then decode on the host.
+        None when nvCOMP is not installed (``pip install 'gpuimg[cuda12]'`` brings it), or when
+        another CuPy backend is in use (:func:`use_backend`: nvCOMP works on real device memory
+        only); GPU reads of BGZF files then decode on the host.
     """
     if _nvcomp_override:
         return _nvcomp_override[-1]
+    if _override is not None:
+        return None
     try:
         return importlib.import_module(_NVCOMP_MODULE)
     except ImportError:

@@ -363,23 +363,23 @@ class MemoryPool:
     def __init__(self) -> None:
         self._pools: dict[int, _DevicePool] = defaultdict(_DevicePool)
 
-    def device_pool(self, device_id: int | None = None) -> _DevicePool:
+    def _device_pool(self, device_id: int | None = None) -> _DevicePool:
         return self._pools[_current_device() if device_id is None else device_id]
 
     def used_bytes(self) -> int:
-        return self.device_pool().used_bytes()
+        return self._device_pool().used_bytes()
 
     def total_bytes(self) -> int:
-        return self.device_pool().total_bytes()
+        return self._device_pool().total_bytes()
 
     def free_all_blocks(self, stream: Stream | None = None) -> None:
-        self.device_pool().free_all_blocks(stream)
+        self._device_pool().free_all_blocks(stream)
 
     def set_limit(self, size: int | None = None) -> None:
-        self.device_pool().set_limit(size)
+        self._device_pool().set_limit(size)
 
     def get_limit(self) -> int:
-        return self.device_pool().get_limit()
+        return self._device_pool().get_limit()
 
 
 _memory_pool = MemoryPool()
@@ -396,7 +396,7 @@ class _Memory:
     def __init__(self, nbytes: int) -> None:
         self.device_id = _current_device()
         stream = get_current_stream()
-        pool = _memory_pool.device_pool(self.device_id)
+        pool = _memory_pool._device_pool(self.device_id)
         block, self.users = pool.malloc(nbytes, stream)
         self.bytes = block[:nbytes]
         weakref.finalize(self, pool.free, block, stream, self.users)

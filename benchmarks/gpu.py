@@ -15,6 +15,9 @@ PCIe and are scaled on the GPU). nibabel: ``cupy.asarray(nibabel.load(f).get_fda
     on-disk item size, from gpuimg's design, not measured), and those bytes over the median wall
     time (for nibabel also over the median copy time, ``copy_gbps``).
 
+A BGZF row (:func:`run_bgzf_gpu`, under the ``bgzf`` key) times the T1 as BGZF read with nvCOMP
+decoding on the device against the same read decoding on the host, and records the bytes each moved.
+
 ``python3 -m benchmarks.gpu [--quick] [--repeats N] [--data-dir DIR]``; prints ``skipped: no GPU``
 where CuPy or a CUDA device is missing.
 """
@@ -33,9 +36,11 @@ import nibabel
 import numpy as np
 
 import gpuimg
+from benchmarks.bgzf import bgzf_path, ratio_row
 from benchmarks.cli import mode_of, mode_parser
 from benchmarks.timing import FULL_REPEATS, Stats, time_alternating
 from benchmarks.volumes import Sizes, VolumeStore
+from gpuimg import device, gpuread
 
 
 def find_cupy() -> tuple[ModuleType | None, str]:
@@ -135,6 +140,37 @@ def run_gpu(store: VolumeStore, sizes: Sizes, *, repeats: int) -> dict[str, Any]
     }
 
 
+def _device_read(path: Path, cupy: Any, nvcomp: bool) -> float:
+    """One synchronised T1 read to the device; the bytes it moved host to device."""
+    gpuread.reset_stats()
+    with device.use_nvcomp_backend(device.get_nvcomp() if nvcomp else None):
+        gpuimg.load(path).get_fdata(dtype=np.float32, device="cuda")
+    cupy.cuda.Device().synchronize()
+    return gpuread.stats()["bytes_to_device"]
+
+
+def run_bgzf_gpu(store: VolumeStore, sizes: Sizes, *, repeats: int) -> dict[str, Any]:
+    """T1 BGZF → CuPy float32, nvCOMP against host decoding; skipped without a GPU or nvCOMP."""
+    cupy, detail = find_cupy()
+    if cupy is None:
+        return {"skipped": detail}
+    if device.get_nvcomp() is None:
+        return {"skipped": "nvCOMP is not installed (pip install nvidia-nvcomp-cu12)"}
+    store.prepare([(sizes.t1, "gz1")])
+    path = bgzf_path(store, sizes.t1, 1)
+    moved: dict[str, float] = {}
+
+    def op(nvcomp: bool, state: Any) -> None:
+        moved["nvcomp" if nvcomp else "host decode"] = _device_read(path, cupy, nvcomp)
+
+    times = time_alternating({"nvcomp": True, "host decode": False}, op, repeats=repeats)
+    row = ratio_row("t1_bgzf_gpu", "T1 BGZF → CuPy float32", times, [("nvcomp", "host decode", 10)])
+    row["bytes_to_device"] = moved
+    row["warm_target_seconds"] = 0.003
+    row["warm_met"] = times["nvcomp"].median <= 0.003
+    return {"detail": detail, "rows": [row]}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line: run the GPU benchmark alone and print its result as JSON."""
     parser = mode_parser("Disk -> CuPy float32, gpuimg vs nibabel.", full_repeats=FULL_REPEATS)
@@ -144,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     if "skipped" in result:
         print(f"skipped: {result['skipped']}")
         return
+    result["bgzf"] = run_bgzf_gpu(mode.store, mode.sizes, repeats=mode.repeats)
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result, indent=1))
 

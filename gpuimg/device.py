@@ -877,10 +877,15 @@ def decode_deflate_batch(
     targets = nvcomp.as_arrays(
         out, [o for o, _ in outputs], [n for _, n in outputs], cuda_stream=stream.ptr
     )
+    failure = None
     try:
         decoded = codec.decode(sources, out=targets)
     except (ValueError, RuntimeError) as error:  # an output too small, a corrupt block
-        raise CompressedStreamError(f"{name}: nvCOMP could not decode a block: {error}") from error
+        failure = str(error)
+    if failure is not None:
+        # Raised outside the except block: nvCOMP's error (and its traceback, which may hold the
+        # device buffers) is not kept as this error's context.
+        raise CompressedStreamError(f"{name}: nvCOMP could not decode a block: {failure}")
     sizes = list(decoded.buffer_sizes)
     expected = [n for _, n in outputs]
     if sizes != expected:

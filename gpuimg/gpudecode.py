@@ -21,12 +21,21 @@ from typing import Any
 import numpy as np
 
 from gpuimg import device as seam
-from gpuimg.gpuread import add_stats, finish_result, upload_pinned
+from gpuimg.gpuread import (
+    add_stats,
+    allocate_for,
+    drop_device_references,
+    finish_result,
+    own_device_frames,
+    upload_pinned,
+)
 from gpuimg.io.bgzf import BgzfReader
 from gpuimg.io.slicing import ReadPlan
 from gpuimg.scaling import ScalePlan
 
 __all__ = ["read_bgzf_to_device"]
+
+own_device_frames(__file__)
 
 
 def read_bgzf_to_device(
@@ -43,7 +52,7 @@ def read_bgzf_to_device(
     plan : ScalePlan
         From :func:`gpuimg.scaling.plan_scaling` for the on-disk dtype.
     device : str, int or cupy.cuda.Device
-        Where the result lives (see :func:`gpuimg.seam.resolve_device`).
+        Where the result lives (see :func:`gpuimg.device.resolve_device`).
     name : str
         The file, for messages.
 
@@ -74,28 +83,57 @@ def read_bgzf_to_device(
         if (start - data_start) % itemsize or any(offset % align for offset, _ in outputs):
             return None
         packed, inputs = _packing(blocks, align)
-        with seam.device_memory_guard(name or "data block", read.nbytes):
-            with work:
-                compressed = cupy.empty(packed, dtype=np.uint8)
-                decoded = cupy.empty(blocks[-1][3] - data_start, dtype=np.uint8)
-            _upload(reader, blocks, inputs, compressed, work)
-            seam.decode_deflate_batch(
-                compressed, inputs, decoded, outputs, device_id=device_id, stream=work, name=name
-            )
-            offset = start - data_start
-            raw = decoded[offset : offset + nbytes].view(spec.input_dtype)
-            if spec.is_copy:  # native, unscaled: the decoded bytes are the result
-                flat = raw
-            else:
-                with consumer:  # allocated where CuPy's pool expects its last user
-                    flat = cupy.empty(raw.size, dtype=spec.out_dtype)
-                with work:
-                    seam.run_kernel(spec, raw, flat)
-            finished = work.record()
-            consumer.wait_event(finished)
-            result = finish_result(cupy, flat, read, consumer)
+        try:
+            with seam.device_memory_guard(name or "data block", read.nbytes):
+                flat = _decode_and_scale(
+                    cupy, reader, (blocks, inputs, outputs), packed, (start, nbytes), spec,
+                    consumer=consumer, work=work, device_id=device_id, name=name,
+                )  # fmt: skip
+                result = finish_result(cupy, flat, read, consumer)
+        except BaseException as exc:
+            work.synchronize()
+            drop_device_references(exc)
+            raise
     add_stats(reads=1)
     return result
+
+
+def _decode_and_scale(
+    cupy: Any,
+    reader: BgzfReader,
+    layout: tuple[list, list, list],
+    packed: int,
+    run: tuple[int, int],
+    spec: Any,
+    *,
+    consumer: Any,
+    work: Any,
+    device_id: int,
+    name: str,
+) -> Any:
+    """Upload and decode the blocks, then scale the run's bytes: the flat result, on ``consumer``.
+
+    Arrays the consumer uses last are allocated for it (:func:`gpuimg.gpuread.allocate_for`); the
+    compressed staging buffer lives on gpuimg's stream only.
+    """
+    blocks, inputs, outputs = layout
+    (start, nbytes), data_start = run, blocks[0][2]
+    with work:
+        compressed = cupy.empty(packed, dtype=np.uint8)
+    # The decoded bytes are the result itself when no kernel is needed (native, unscaled).
+    decoded = allocate_for(cupy, consumer, work, blocks[-1][3] - data_start, np.uint8, "C")
+    _upload(reader, blocks, inputs, compressed, work)
+    seam.decode_deflate_batch(
+        compressed, inputs, decoded, outputs, device_id=device_id, stream=work, name=name
+    )
+    raw = decoded[start - data_start : start - data_start + nbytes].view(spec.input_dtype)
+    flat = raw
+    if not spec.is_copy:
+        flat = allocate_for(cupy, consumer, work, raw.size, spec.out_dtype, "C")
+        with work:
+            seam.run_kernel(spec, raw, flat)
+    consumer.wait_event(work.record())
+    return flat
 
 
 def _packing(

@@ -51,6 +51,11 @@ from gpuimg.scaling import ScalePlan, apply_scaling
 _OWN_FILES = {__file__, _device.__file__}
 
 
+def own_device_frames(path: str) -> None:
+    """Have :func:`drop_device_references` clear the frames of the module at ``path`` too."""
+    _OWN_FILES.add(path)
+
+
 class RawSource(Protocol):
     """What :func:`read_to_device` reads from."""
 
@@ -160,7 +165,7 @@ def read_to_device(
                     result = _read_streamed(cupy, source, plan, work, consumer)
         except BaseException as exc:
             work.synchronize()
-            _drop_device_references(exc)
+            drop_device_references(exc)
             raise
     _stats.add(reads=1)
     return result
@@ -184,7 +189,7 @@ def _read_streamed(cupy: Any, source: RawSource, plan: ScalePlan, work: Any, con
     """Chunks through pinned buffers, one fused kernel per chunk, into a flat result."""
     spec = kernel_spec(plan)
     count = math.prod(source.raw_shape)
-    flat = _allocate_for(cupy, consumer, work, count, spec.out_dtype, "C")
+    flat = allocate_for(cupy, consumer, work, count, spec.out_dtype, "C")
     if count:
         with work:
             _stream_chunks(cupy, source, spec, flat, work)
@@ -209,7 +214,7 @@ def finish_result(cupy: Any, flat: Any, source: Any, consumer: Any) -> Any:
     return result
 
 
-def _allocate_for(
+def allocate_for(
     cupy: Any, consumer: Any, work: Any, shape: Any, dtype: np.dtype, order: str
 ) -> Any:
     """A result array for ``consumer`` that gpuimg's ``work`` stream may write.
@@ -289,7 +294,7 @@ def _read_via_host(cupy: Any, source: RawSource, plan: ScalePlan, work: Any, con
     scaled = apply_scaling(values, plan)[source.post_slicer]
     # np.asfortranarray would turn a 0-d result (an integer index on a 1-D image) into shape (1,).
     host = np.asarray(scaled, dtype=device_dtype(scaled.dtype), order="F")
-    result = _allocate_for(cupy, consumer, work, host.shape, host.dtype, "F")
+    result = allocate_for(cupy, consumer, work, host.shape, host.dtype, "F")
     result.set(host, stream=work)
     consumer.wait_event(work.record())
     _stats.add(bytes_to_device=host.nbytes, host_fallbacks=1)
@@ -305,7 +310,7 @@ def _check_shape(result: Any, source: RawSource) -> None:
         )
 
 
-def _drop_device_references(exc: BaseException) -> None:
+def drop_device_references(exc: BaseException) -> None:
     """Clear gpuimg's finished frames in ``exc``'s tracebacks so their device arrays are freed.
 
     A traceback keeps every frame's locals alive; without this, a caught read error would pin the

@@ -113,14 +113,19 @@ def test_a_block_decoding_to_another_size_raises_naming_the_file(nvcomp, tmp_pat
     first = struct.unpack_from("<H", raw, 16)[0] + 1
     end = first + struct.unpack_from("<H", raw, first + 16)[0] + 1
     img = gpuimg.load(path)
+    device.empty_cache()
+    baseline = device.device_memory_used()
     for isize, message in [
         (BLOCK_DATA_SIZE + 16, "block 0 of this read decoded on the GPU to 65280 bytes, expected"),
         (BLOCK_DATA_SIZE - 16, "nvCOMP could not decode a block: output buffer 0 holds 65264"),
     ]:
         struct.pack_into("<I", raw, end - 4, isize)  # block 1's ISIZE
         path.write_bytes(bytes(raw))
-        with pytest.raises(CompressedStreamError, match=f"x.nii.gz: {message}"):
+        with pytest.raises(CompressedStreamError, match=f"x.nii.gz: {message}") as caught:
             img.dataobj.to_device((..., 1))  # volume 1 starts in block 1
+        # freed while the caller still holds the exception (and so its traceback)
+        assert caught.value.__traceback__ is not None
+        assert device.device_memory_used() == baseline
 
 
 def test_loader_batches_on_the_device_decode_with_nvcomp(nvcomp, tmp_path):

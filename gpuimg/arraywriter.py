@@ -16,14 +16,19 @@ nibabel's rules step for step, so the bytes written are nibabel's:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import BinaryIO
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, fields
+from typing import Any, BinaryIO
 
 import numpy as np
 
+from gpuimg import device as device_seam
 from gpuimg.errors import ScalingError, WriterError
 from gpuimg.floatlimits import FLOAT_LADDER, shared_range
+from gpuimg.io.buffers import default_pool
 from gpuimg.scalefactors import DataRange, choose_factors, data_range, needs_range
+from gpuimg.transpose import TILE_ELEMENTS, convert_between_orders, fortran_blocks
 
 __all__ = [
     "CastPlan",
@@ -31,7 +36,10 @@ __all__ = [
     "ScalingError",
     "WritePlan",
     "WriterError",
+    "block_elements",
+    "blocked_data_range",
     "cast_block",
+    "data_blocks",
     "data_range",
     "needs_range",
     "plan_cast",
@@ -39,8 +47,9 @@ __all__ = [
     "write_array",
 ]
 
-#: Elements converted per block while writing.
-WRITE_BLOCK_ELEMENTS = 1 << 18
+#: Values per block while writing (4 MiB of float32). Large enough that a block of a C-ordered
+#: 256x256xN volume spans 16 indices of its last axis: the transposition then reads whole cache lines.
+WRITE_BLOCK_ELEMENTS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -237,12 +246,94 @@ def cast_block(block: np.ndarray, plan: CastPlan) -> np.ndarray:
         return block.astype(plan.out_dtype, copy=False)
 
 
-def write_array(fileobj: BinaryIO, data: np.ndarray, plan: CastPlan) -> None:
-    """Write ``data`` in Fortran order, cast by ``plan``, one block at a time."""
-    flat = np.asarray(data).reshape(-1, order="F")
-    for start in range(0, flat.size, WRITE_BLOCK_ELEMENTS):
-        block = cast_block(flat[start : start + WRITE_BLOCK_ELEMENTS], plan)
-        fileobj.write(np.ascontiguousarray(block).tobytes())
+def write_array(fileobj: BinaryIO, data: Any, plan: CastPlan) -> None:
+    """Write ``data`` (a numpy or CuPy array) in Fortran order, cast by ``plan``, one block at a time.
+
+    Blocks are boxes of the data taken in their own layout (:func:`gpuimg.transpose.fortran_blocks`):
+    a block that needs no cast is written straight from the data; otherwise a Fortran-ordered block
+    is cast in flat runs, any other (a C-ordered array) is cast and transposed tile by tile, into
+    one reused block buffer that is then written. A CuPy array is streamed block by block through
+    pinned host buffers (:func:`gpuimg.device.host_blocks`). Nothing the size of the data is ever
+    allocated: the extra memory is one block (at most :data:`WRITE_BLOCK_ELEMENTS` values) plus
+    cache-sized scratch.
+    """
+    elements = block_elements(data)
+    with ExitStack() as stack:
+        buffer = None
+        for block in data_blocks(data, elements):
+            if block.flags.f_contiguous and _is_plain_copy(plan, block.dtype):
+                fileobj.write(_bytes(block))
+                continue
+            if buffer is None:
+                nbytes = elements * plan.out_dtype.itemsize
+                buffer = stack.enter_context(default_pool.borrow(nbytes)).view(plan.out_dtype)
+            out = buffer[: block.size].reshape(block.shape, order="F")
+            fileobj.write(_bytes(_cast_into(block, plan, out)))
+
+
+def block_elements(data: Any) -> int:
+    """Values per block when writing ``data``: at most what a pinned buffer holds for a CuPy array."""
+    if device_seam.is_device_array(data):
+        per_buffer = device_seam.default_pinned_pool().buffer_size // data.itemsize
+        return max(1, min(WRITE_BLOCK_ELEMENTS, per_buffer))
+    return WRITE_BLOCK_ELEMENTS
+
+
+def data_blocks(data: Any, elements: int) -> Iterator[np.ndarray]:
+    """Host arrays of the boxes of ``data`` that, written in Fortran order one after another, write it.
+
+    A numpy array yields views of itself; a CuPy array yields Fortran-ordered copies of each box in a
+    pinned buffer, each valid until the next is asked for. Boxes hold at most ``elements`` values.
+    """
+    if device_seam.is_device_array(data):
+        yield from device_seam.host_blocks(data, fortran_blocks(data.shape, elements))
+        return
+    data = np.asanyarray(data)
+    if data.ndim == 0:
+        data = data.reshape(1)
+    for box in fortran_blocks(data.shape, elements):
+        yield data[box]
+
+
+def blocked_data_range(data: Any) -> DataRange:
+    """:func:`data_range` of a numpy or CuPy array; a CuPy array is read block by block to the host."""
+    if not device_seam.is_device_array(data):
+        return data_range(data)
+    ranges = [data_range(block) for block in data_blocks(data, block_elements(data))]
+    filled = [r for r in ranges if not r.empty]
+    if not filled:
+        return DataRange(np.inf, -np.inf, empty=True)
+    return DataRange(
+        min(r.low for r in filled),
+        max(r.high for r in filled),
+        has_nan=any(r.has_nan for r in filled),
+    )
+
+
+def _cast_into(block: np.ndarray, plan: CastPlan, out: np.ndarray) -> np.ndarray:
+    """``block`` cast by ``plan`` into ``out``, a Fortran-ordered array of its shape."""
+    if block.flags.f_contiguous:
+        flat, target = block.reshape(-1, order="F"), out.reshape(-1, order="F")
+        for start in range(0, flat.size, TILE_ELEMENTS):
+            stop = start + TILE_ELEMENTS
+            np.copyto(target[start:stop], cast_block(flat[start:stop], plan))
+        return out
+
+    def cast_tile(part: np.ndarray, staged: np.ndarray) -> None:
+        np.copyto(staged, cast_block(part, plan))
+
+    return convert_between_orders(block, out, cast_tile)
+
+
+def _is_plain_copy(plan: CastPlan, dtype: np.dtype) -> bool:
+    """True when ``plan`` writes ``dtype`` values as they are (no cast, no arithmetic)."""
+    unset = [getattr(plan, field.name) for field in fields(plan) if field.name != "out_dtype"]
+    return plan.out_dtype == dtype and all(value is None or value is False for value in unset)
+
+
+def _bytes(array: np.ndarray) -> memoryview:
+    """The bytes of a Fortran-contiguous array, without a copy."""
+    return memoryview(array.reshape(-1, order="F").view(np.uint8))
 
 
 def _as_float_array(value) -> np.ndarray:

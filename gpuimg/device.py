@@ -25,7 +25,7 @@ import os
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from types import ModuleType
@@ -237,6 +237,47 @@ def to_host(array: Any) -> np.ndarray:
     """Copy a device array to a new numpy array in its own memory order (after the current stream's
     queued work); a Fortran-ordered array is not first copied to C order on the device."""
     return get_cupy().asnumpy(array, order=_order(array))
+
+
+def host_blocks(array: Any, boxes: Iterable[tuple[slice, ...]]) -> Iterator[np.ndarray]:
+    """Copy the ``boxes`` of a device array to the host one at a time, each in Fortran order.
+
+    Each box is copied, on the current stream after the work queued there, into one pinned buffer
+    of :func:`default_pinned_pool` (a box not Fortran-contiguous on the device is first copied into
+    Fortran order there, one box at a time). The host never holds more than one box.
+
+    Parameters
+    ----------
+    array : cupy.ndarray
+        The device array.
+    boxes : iterable of tuple of slice
+        Boxes of ``array`` of at most ``default_pinned_pool().buffer_size`` bytes each.
+
+    Yields
+    ------
+    numpy.ndarray
+        A Fortran-contiguous view of the pinned buffer holding one box, valid until the next one is
+        asked for.
+    """
+    cupy = get_cupy()
+    pool = default_pinned_pool()
+    buffer = pool.acquire()
+    try:
+        with cupy.cuda.Device(array.device.id):
+            stream = cupy.cuda.get_current_stream()
+            for box in boxes:
+                part = array[box]
+                if part.nbytes > buffer.size:
+                    raise ValueError(
+                        f"box {box} holds {part.nbytes} bytes, more than a pinned buffer "
+                        f"({buffer.size} bytes)"
+                    )
+                host = buffer[: part.nbytes].view(part.dtype).reshape(part.shape, order="F")
+                # CuPy first copies a box not laid out like ``host`` into Fortran order on the device.
+                part.get(stream=stream, out=host)
+                yield host
+    finally:
+        pool.release(buffer)
 
 
 def to_device(array: Any, *, dtype: Any = None, device: object = "cuda") -> Any:

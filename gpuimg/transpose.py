@@ -22,7 +22,7 @@ import numpy as np
 
 from gpuimg.io.buffers import default_pool
 
-__all__ = ["TILE_ELEMENTS", "convert_between_orders", "order_of", "tiles"]
+__all__ = ["TILE_ELEMENTS", "convert_between_orders", "fortran_blocks", "order_of", "tiles"]
 
 #: Elements per tile: 64 Ki float32 values (256 KiB) leave room in a 512 KiB L2 for the source.
 TILE_ELEMENTS = 1 << 16
@@ -121,3 +121,45 @@ def order_of(array: np.ndarray) -> str:
     if array.ndim > 1 and abs(array.strides[0]) < abs(array.strides[-1]):
         return "F"
     return "C"
+
+
+def fortran_blocks(shape: tuple[int, ...], elements: int) -> Iterator[tuple[slice, ...]]:
+    """Boxes of at most ``elements`` that follow one another in the Fortran-order flattening.
+
+    Each box spans whole leading axes, a range of one axis, and single indices of the axes after
+    it, so writing the boxes one after another in Fortran order writes the whole array in Fortran
+    order (the order of NIfTI data on disk).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of the array.
+    elements : int
+        Most elements per box (at least 1).
+
+    Yields
+    ------
+    tuple of slice
+        One slice per axis.
+
+    Examples
+    --------
+    >>> list(fortran_blocks((2, 3, 2), elements=4))  # doctest: +NORMALIZE_WHITESPACE
+    [(slice(0, 2, None), slice(0, 2, None), slice(0, 1, None)),
+     (slice(0, 2, None), slice(2, 3, None), slice(0, 1, None)),
+     (slice(0, 2, None), slice(0, 2, None), slice(1, 2, None)),
+     (slice(0, 2, None), slice(2, 3, None), slice(1, 2, None))]
+    """
+    whole, inner = 0, 1
+    while whole < len(shape) and inner * shape[whole] <= elements:
+        inner *= shape[whole]
+        whole += 1
+    if whole == len(shape):
+        yield tuple(slice(0, n) for n in shape)
+        return
+    step = max(1, elements // inner)
+    leading = tuple(slice(0, n) for n in shape[:whole])
+    for outer in itertools.product(*(range(n) for n in reversed(shape[whole + 1 :]))):
+        trailing = tuple(slice(i, i + 1) for i in reversed(outer))
+        for start in range(0, shape[whole], step):
+            yield (*leading, slice(start, min(start + step, shape[whole])), *trailing)

@@ -636,9 +636,24 @@ class ndarray:  # noqa: N801 - CuPy's name
         out: object = None,
         blocking: bool = True,
     ) -> np.ndarray:
-        """Copy to the host on ``stream`` (the current stream), after the work queued there."""
-        if out is not None or not blocking:
-            raise NotImplementedError("the double supports blocking get() into a new array only")
+        """Copy to the host on ``stream`` (the current stream), after the work queued there.
+
+        With ``out``, into that numpy array, which must have this array's shape and dtype and be C-
+        or F-contiguous; as in CuPy, ``order`` is then ``out``'s and an array not laid out that way is
+        first copied on the device.
+        """
+        if not blocking:
+            raise NotImplementedError("the double supports blocking get() only")
+        if out is not None:
+            if not isinstance(out, np.ndarray):
+                raise TypeError(f"out must be a numpy.ndarray, found {type(out).__name__}")
+            if out.shape != self.shape or out.dtype != self.dtype:
+                raise ValueError(
+                    f"out is {out.dtype} {out.shape}, expected {self.dtype} {self.shape}"
+                )
+            if not (out.flags.c_contiguous or out.flags.f_contiguous):
+                raise RuntimeError("Non-contiguous array is not supported")
+            order = "C" if out.flags.c_contiguous else "F"
         if order == "A":
             order = "F" if self.flags.f_contiguous else "C"
         with Device(self._memory.device_id):
@@ -647,7 +662,7 @@ class ndarray:  # noqa: N801 - CuPy's name
             if not _in_order(self, order):
                 with queue:  # CuPy first makes a contiguous copy on the device
                     source = self.astype(self.dtype, order=order)
-            host = np.empty(self.shape, self.dtype, order=order)
+            host = np.empty(self.shape, self.dtype, order=order) if out is None else out
             view = source._view
             _launch(queue, lambda: np.copyto(host, view), "get()", reads=[source._memory])
             queue.synchronize()

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpuimg.scaling import plan_scaling, scale_into, scale_transposed_into
-from gpuimg.transpose import TILE_ELEMENTS, convert_between_orders, order_of, tiles
+from gpuimg.transpose import TILE_ELEMENTS, convert_between_orders, fortran_blocks, order_of, tiles
 
 SHAPES = [
     (1,),
@@ -136,3 +136,16 @@ def test_no_full_size_copy_of_the_source():
         tracemalloc.stop()
     assert peak < raw.nbytes // 4
     _same_bits(out, _today(raw, plan))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 30), min_size=1, max_size=4).map(tuple),
+    elements=st.integers(1, 3000),
+)
+def test_fortran_blocks_follow_the_fortran_flattening(shape, elements):
+    values = np.arange(int(np.prod(shape))).reshape(shape, order="F")
+    boxes = list(fortran_blocks(shape, elements))
+    assert all(values[box].size <= elements for box in boxes)
+    written = np.concatenate([values[box].reshape(-1, order="F") for box in boxes])
+    np.testing.assert_array_equal(written, np.arange(values.size))

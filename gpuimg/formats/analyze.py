@@ -8,7 +8,14 @@ import numpy as np
 
 from gpuimg import device as device_seam
 from gpuimg.arrayproxy import is_proxy
-from gpuimg.arraywriter import CastPlan, data_range, needs_range, plan_cast, plan_write, write_array
+from gpuimg.arraywriter import (
+    CastPlan,
+    blocked_data_range,
+    needs_range,
+    plan_cast,
+    plan_write,
+    write_array,
+)
 from gpuimg.config import settings
 from gpuimg.errors import HeaderDataError, ImageFileError
 from gpuimg.headers.analyze import AnalyzeHeader
@@ -138,14 +145,12 @@ class AnalyzeImage(SpatialImage):
             slope, inter = dataobj.slope, dataobj.inter
             if header.has_data_slope and (header.has_data_intercept or inter == 0.0):
                 return dataobj.get_unscaled(), (slope, inter), plan_cast(out_dtype, out_dtype)
-        if device_seam.is_device_array(dataobj):
-            data = device_seam.to_host(dataobj)
-        else:
-            data = np.asanyarray(dataobj)
+        # A CuPy array stays on the device: the write streams it to the file block by block.
+        data = dataobj if device_seam.is_device_array(dataobj) else np.asanyarray(dataobj)
         plan = plan_write(
             data.dtype,
             out_dtype,
-            data_range(data) if needs_range(data.dtype, out_dtype) else None,
+            blocked_data_range(data) if needs_range(data.dtype, out_dtype) else None,
             has_slope=header.has_data_slope,
             has_inter=header.has_data_intercept,
             scale=scale,

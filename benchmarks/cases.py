@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import nibabel as nib
 import numpy as np
 
 from benchmarks.timing import Op, Setup, no_setup
@@ -66,6 +67,21 @@ def _next_volume(index: int, lib: ModuleType, img: Any) -> np.ndarray:
 
 def _load_only(path: Path, lib: ModuleType, state: Any) -> Any:
     return lib.load(path)
+
+
+@functools.lru_cache(maxsize=1)
+def _save_data(path: Path, dtype: str, order: str) -> np.ndarray:
+    """The T1's raw values as ``dtype``, laid out in ``order`` (read once per row, with nibabel)."""
+    raw = np.asarray(nib.load(path).dataobj.get_unscaled())
+    return np.asarray(raw, dtype=dtype, order=order)
+
+
+def _image_to_save(path: Path, dtype: str, order: str, lib: ModuleType) -> Any:
+    return lib.Nifti1Image(_save_data(path, dtype, order), np.diag([1.0, 1.0, 1.0, 1.0]))
+
+
+def _save(folder: Path, suffix: str, lib: ModuleType, img: Any) -> None:
+    lib.save(img, folder / f"{lib.__name__}{suffix}")
 
 
 def _dims(spec: VolumeSpec) -> str:
@@ -125,4 +141,28 @@ def build_cases(sizes: Sizes, store: VolumeStore) -> list[Case]:
             setup=functools.partial(_used_image, fmri_gz, vol),
         ),
         Case("t1_load", "T1 .nii.gz: load() (header only)", functools.partial(_load_only, t1_gz1)),
+        *_save_cases(t1, t1_nii, store.data_dir / "saves"),
     ]
+
+
+def _save_cases(t1: VolumeSpec, source: Path, folder: Path) -> list[Case]:
+    """Saving the T1's values (as int16 and float32, in disk and C order) to .nii and .nii.gz."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cases = []
+    for key, dtype, order, suffix, what in [
+        ("t1_save_nii_i16", "int16", "F", ".nii", "int16"),
+        ("t1_save_nii_f32", "float32", "F", ".nii", "float32"),
+        ("t1_save_nii_f32_c", "float32", "C", ".nii", "float32, C-ordered"),
+        ("t1_save_gz_i16", "int16", "F", ".nii.gz", "int16"),
+        ("t1_save_gz_f32", "float32", "F", ".nii.gz", "float32"),
+    ]:
+        cases.append(
+            Case(
+                key,
+                f"save T1 {_dims(t1)} {what} → {suffix}",
+                functools.partial(_save, folder, suffix),
+                setup=functools.partial(_image_to_save, source, dtype, order),
+                target=1.0 if suffix == ".nii" else None,
+            )
+        )
+    return cases

@@ -107,12 +107,13 @@ def gpu_cells(gpu: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def loader_cells(loader: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Header and cells of the loader table (volumes/s per epoch)."""
+    """Header and cells of the loader table (volumes/s per epoch), then one row per ratio."""
     header = ["loader", "epoch ms, median [min–max]", "volumes/s (median)"]
     cells = [
         [name, _spread(entry["epoch"]), f"{entry['volumes_per_s']:.1f}"]
         for name, entry in loader["loaders"].items()
     ]
+    cells += [[key, "", f"{ratio:.2f}×"] for key, ratio in loader.get("ratios", {}).items()]
     return header, cells
 
 

@@ -28,6 +28,11 @@ ROW_KEYS = [
     "fmri_vol_fresh",
     "fmri_vol_again",
     "t1_load",
+    "t1_save_nii_i16",
+    "t1_save_nii_f32",
+    "t1_save_nii_f32_c",
+    "t1_save_gz_i16",
+    "t1_save_gz_f32",
 ]
 MEMORY_KEYS = {"t1_gz1_f32", "t1_gz6_f32", "fmri_gz1_f32", "t1_nii_f32", "seg_gz1_f32"}
 LIBS = ("nibabel", "gpuimg")
@@ -105,6 +110,13 @@ def test_gpu_and_loader_sections(quick: tuple[dict, str, Path]) -> None:
         for entry in loader["loaders"].values():
             _assert_times(entry["epoch"])
             assert entry["volumes_per_s"] > 0
+        # Every loader and floor ran, or is named as missing; every ratio of two that ran is there.
+        names = set(loader["loaders"]) | set(loader["missing"])
+        assert len(names) == 7 and not set(loader["loaders"]) & set(loader["missing"])
+        if not loader["missing"]:
+            assert len(loader["ratios"]) == 7
+        for ratio in loader["ratios"].values():
+            assert math.isfinite(ratio) and ratio > 0
 
 
 def test_gpu_command_skips_or_runs(quick: tuple[dict, str, Path]) -> None:

@@ -256,7 +256,7 @@ class Loader:
             self._fixed_shape = True
         self._epoch = 0
         self._active: weakref.WeakSet = weakref.WeakSet()
-        self._workers = _Workers(self.num_threads)
+        self._workers = _Workers()
         # Host batch buffers kept from one epoch to the next (only with reuse=True).
         self._spare_buffers: list[np.ndarray] = []
         weakref.finalize(self, self._workers.stop)
@@ -373,11 +373,17 @@ class _Batch:
 class _Workers:
     """A loader's worker threads, kept from one epoch to the next until :meth:`stop`."""
 
-    def __init__(self, count: int) -> None:
-        self._count = count
+    def __init__(self) -> None:
+        self._count = 0
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         reset_after_fork(self)
+
+    def resize(self, count: int) -> None:
+        """Serve the next epoch with ``count`` threads (``Loader.num_threads`` may have changed)."""
+        if count != self._count:
+            self.stop()
+            self._count = count
 
     def _after_fork(self) -> None:
         """A forked child has none of the parent's threads: start its own when it needs them."""
@@ -406,6 +412,7 @@ def _run_epoch(loader: Loader, filler: _HostFiller | _DeviceFiller, batches: lis
     in_flight: list[_Batch] = []
     pending = iter(batches)
     finished = False
+    loader._workers.resize(loader.num_threads)
 
     def submit() -> None:
         indices = next(pending, None)

@@ -317,6 +317,16 @@ def test_threads_and_buffers_serve_every_epoch(files):
     assert not {b.ctypes.data for b in kept[0]} & {b.ctypes.data for b in kept[1]}
 
 
+def test_num_threads_set_between_epochs_applies_to_the_next(files):
+    loader = Loader(files, 2, num_threads=2)
+    list(loader)
+    assert len(_loader_threads()) == 2
+    loader.num_threads = 1
+    list(loader)
+    assert len(_loader_threads()) == 1
+    loader.close()
+
+
 def test_dropping_the_loader_joins_its_threads(files):
     loader = Loader(files, 4)
     list(loader)

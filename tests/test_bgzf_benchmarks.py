@@ -67,9 +67,13 @@ def test_gpu_run_script_reports_without_a_gpu(tmp_path, data_dir):
         "cuda_major": 12,
         "python": "3.x",
         "gpu": "none found",
-        "steps": {"tests": {"exit_code": 0, "seconds": 1.0, "tail": "5 skipped in 1.0s"}},
+        "steps": {
+            "tests": {"exit_code": 0, "seconds": 1.0, "tail": "5 skipped in 1.0s"},
+            "gpu_benchmarks": {"exit_code": 0, "seconds": 1.0, "tail": "skipped: no GPU (x)"},
+        },
         "gpu_benchmarks": None,
         "bgzf_benchmarks": None,
     }
     text = gpu_run.markdown(report)
     assert "| tests | 0 | 1.0 |" in text and "`5 skipped in 1.0s`" in text
+    assert "GPU benchmarks: `skipped: no GPU (x)`" in text

@@ -7,6 +7,10 @@ minutes in all)::
     python3 scripts/gpu_run.py --wheels /path/wheels  # no index: wheels prepared beforehand
     python3 scripts/gpu_run.py --out gpu-report --no-install
 
+Wheels for a machine without an index are prepared beforehand, on a machine with the same Python
+and platform: ``python3 scripts/gpu_run.py --print-requirements > req.txt`` there (or here, to get
+the CUDA major right: ``--cuda 12``), then ``pip download -d wheels -r req.txt``.
+
 Steps, each under its own time limit, each recorded even when it fails:
 
 1. ``install``: the packages of pyproject's ``dependencies`` and of the ``test`` and ``cuda12`` (or
@@ -69,7 +73,10 @@ def requirements(extra_cuda: str) -> list[str]:
     """pyproject's dependencies plus the test and CUDA extras, as pip requirement strings."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    return [*project["dependencies"], *extras["test"], *extras[extra_cuda]]
+    wanted = [*project["dependencies"], *extras["test"], *extras[extra_cuda]]
+    # The test extra pins CUDA 12 packages for CI; on another CUDA they would clash with the extra's.
+    other = {"cuda12": ("cuda13x", "-cu13"), "cuda13": ("cuda12x", "-cu12")}[extra_cuda]
+    return [r for r in wanted if not any(tag in r.split(">")[0] for tag in other)]
 
 
 def missing(wanted: list[str]) -> list[str]:
@@ -174,9 +181,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wheels", type=Path, help="install from this folder of wheels only")
     parser.add_argument("--no-install", action="store_true", help="skip the install step")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per benchmark row")
+    parser.add_argument(
+        "--cuda", type=int, choices=(12, 13), help="CUDA major (default: the driver's)"
+    )
+    parser.add_argument(
+        "--print-requirements", action="store_true", help="print what the run needs, and stop"
+    )
     args = parser.parse_args(argv)
+    major = args.cuda or cuda_major()
+    if args.print_requirements:
+        print("\n".join(requirements(f"cuda{major}")))
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    major = cuda_major()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
     report: dict = {
         "cuda_major": major,

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from gpuimg.config import claim_helpers, executor, parallel_for_each
+from gpuimg.config import claim_helpers, executor, parallel_for_each, settings
 from gpuimg.errors import TruncatedDataError
 from gpuimg.gpudecode import read_bgzf_to_device
 from gpuimg.gpuread import read_to_device
@@ -33,13 +33,6 @@ from gpuimg.io.handles import FileHandle
 from gpuimg.io.openers import SequentialGzipReader, gzip_uncompressed_size, is_gzip_path
 from gpuimg.io.slicing import ReadPlan, canonical_slicer, plan_read, read_plan_into
 from gpuimg.scaling import ScalePlan, apply_scaling, plan_scaling, scale_into
-
-#: Bytes read per step of a whole-array scaled read: small enough to stay in cache between the read and
-#: the scaling pass, large enough to amortise the per-chunk overhead.
-PIPELINE_CHUNK_BYTES = 1 << 20
-#: Staging slots of a sequential (gzip) read that has a helper thread: how many chunks can be read and
-#: not yet scaled, so the reader gets ahead where the stream decompresses fast.
-PIPELINE_SLOTS = 4
 
 _MMAP_MODES = {True: "c", False: None, "c": "c", "r": "r"}
 
@@ -241,7 +234,7 @@ class ArrayProxy:
     def _chunk_starts(self) -> range:
         """Byte offsets (in the data block) of the chunks a whole-array read is cut into."""
         itemsize = self._dtype.itemsize
-        chunk = max(itemsize, PIPELINE_CHUNK_BYTES // itemsize * itemsize)
+        chunk = max(itemsize, settings.pipeline_chunk_bytes // itemsize * itemsize)
         return range(0, self._data_nbytes(), chunk)
 
     def _scale_in_parallel(self, plan: ScalePlan, flat_out: np.ndarray) -> None:
@@ -302,7 +295,7 @@ class ArrayProxy:
         itemsize = self._dtype.itemsize
         read_plan = self.read_plan()
         with claim_helpers(1) as helpers:
-            slots = PIPELINE_SLOTS if helpers else 1
+            slots = settings.pipeline_slots if helpers else 1
             slot_bytes = max(stop - start for start, stop in bounds)
             with (
                 default_pool.borrow(slots * slot_bytes) as staging,
@@ -332,8 +325,8 @@ class ArrayProxy:
         keep the per-chunk overhead small in between.
         """
         itemsize, total = self._dtype.itemsize, self._data_nbytes()
-        smallest = max(itemsize, PIPELINE_CHUNK_BYTES // 8 // itemsize * itemsize)
-        largest = max(itemsize, PIPELINE_CHUNK_BYTES // itemsize * itemsize)
+        smallest = max(itemsize, settings.pipeline_chunk_bytes // 8 // itemsize * itemsize)
+        largest = max(itemsize, settings.pipeline_chunk_bytes // itemsize * itemsize)
         bounds, start, size = [], 0, smallest
         while start < total:
             bounds.append((start, min(start + size, total)))
@@ -407,7 +400,7 @@ class ArrayProxy:
             found = 0
             with (
                 self._open_whole() as stream,
-                default_pool.borrow(PIPELINE_CHUNK_BYTES) as scratch,
+                default_pool.borrow(settings.pipeline_chunk_bytes) as scratch,
             ):
                 while found < end:
                     count = stream.readinto(scratch)

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from gpuimg.config import reset_after_fork
+from gpuimg.config import configure, reset_after_fork, settings, watch
 from gpuimg.errors import CompressedStreamError, DeviceMemoryError, DeviceUnavailableError
 from gpuimg.scaling import ScalePlan, plan_scaling
 
@@ -502,7 +502,16 @@ class PinnedPool:
         del idle
 
 
-_default_pool = PinnedPool()
+_default_pool = PinnedPool(settings.pinned_buffer_size, settings.pinned_max_buffers)
+
+
+def _follow_settings() -> None:
+    _default_pool.configure(
+        buffer_size=settings.pinned_buffer_size, max_buffers=settings.pinned_max_buffers
+    )
+
+
+watch(_follow_settings, "pinned_buffer_size", "pinned_max_buffers")
 
 
 def _after_fork_in_child() -> None:
@@ -528,12 +537,24 @@ def set_pinned_pool_limits(
 ) -> PinnedPoolStats:
     """Set the default pinned pool's buffer size (the chunk size) and buffer count.
 
+    The same as setting ``gpuimg.config.settings.pinned_buffer_size`` and ``pinned_max_buffers``;
+    None leaves a limit as it is.
+
     Returns
     -------
     PinnedPoolStats
         The pool's state after the change.
     """
-    _default_pool.configure(buffer_size=buffer_size, max_buffers=max_buffers)
+    configure(
+        **{
+            name: value
+            for name, value in (
+                ("pinned_buffer_size", buffer_size),
+                ("pinned_max_buffers", max_buffers),
+            )
+            if value is not None
+        }
+    )
     return _default_pool.stats()
 
 

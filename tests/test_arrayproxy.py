@@ -153,7 +153,7 @@ def test_memmap_for_unscaled_uncompressed(tmp_path):
 @pytest.mark.parametrize("dtype", ["i2", "f4", "u1"])
 def test_chunked_whole_reads_are_exact(tmp_path, monkeypatch, chunk_bytes, threads, gz, dtype):
     """Whole-array reads cut into many chunks, read and scaled by several threads, equal nibabel's."""
-    monkeypatch.setattr(gpuimg.arrayproxy, "PIPELINE_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(gpuimg.config.settings, "pipeline_chunk_bytes", chunk_bytes)
     path, _ = write_with_nibabel(
         tmp_path, FORMATS[1], np.dtype(dtype), (23, 17, 13, 3), big_endian=True, scaled=True, gz=gz
     )
@@ -175,7 +175,7 @@ def proxy_spec(proxy):
 
 
 def test_a_file_truncated_mid_chunk_is_reported(tmp_path, monkeypatch):
-    monkeypatch.setattr(gpuimg.arrayproxy, "PIPELINE_CHUNK_BYTES", 4096)
+    monkeypatch.setattr(gpuimg.config.settings, "pipeline_chunk_bytes", 4096)
     path, _ = write_with_nibabel(
         tmp_path, FORMATS[1], np.dtype("i2"), (40, 30, 20), big_endian=False, scaled=True, gz=False
     )
@@ -191,7 +191,7 @@ def test_a_file_truncated_mid_chunk_is_reported(tmp_path, monkeypatch):
 @pytest.fixture
 def many_chunk_gz(tmp_path, monkeypatch):
     """A gzip image read in many small chunks, with a helper thread reading ahead."""
-    monkeypatch.setattr(gpuimg.arrayproxy, "PIPELINE_CHUNK_BYTES", 4096)
+    monkeypatch.setattr(gpuimg.config.settings, "pipeline_chunk_bytes", 4096)
     path, _ = write_with_nibabel(
         tmp_path, FORMATS[1], np.dtype("i2"), (40, 30, 20), big_endian=False, scaled=True, gz=True
     )
@@ -256,7 +256,7 @@ def test_sequential_reads_start_and_end_with_small_chunks(many_chunk_gz):
 
 @pytest.mark.parametrize("nbytes", [2, 6, 510, 512, 514, 1500, 4096, 4098, 40000])
 def test_chunk_bounds_cover_any_size(tmp_path, monkeypatch, nbytes):
-    monkeypatch.setattr(gpuimg.arrayproxy, "PIPELINE_CHUNK_BYTES", 4096)
+    monkeypatch.setattr(gpuimg.config.settings, "pipeline_chunk_bytes", 4096)
     proxy = ArrayProxy(tmp_path / "unused.nii", ((nbytes // 2,), "<i2", 0))
     bounds = proxy._ramped_chunks()
     assert bounds[0][0] == 0 and bounds[-1][1] == nbytes

@@ -31,7 +31,7 @@ from typing import IO, Any, BinaryIO
 
 from isal import igzip, isal_zlib
 
-from gpuimg.config import reset_after_fork
+from gpuimg.config import configure, reset_after_fork, settings
 from gpuimg.errors import CompressedStreamError
 from gpuimg.io.bgzf import BgzfReader, BgzfWriter, is_bgzf_file
 from gpuimg.io.positioned import PositionedReader, file_identity
@@ -42,7 +42,6 @@ except ImportError:  # optional: zlib-ng is only a faster engine
     gzip_ng = zlib_ng = None
 
 __all__ = [
-    "DEFAULT_CHECKPOINT_SPACING",
     "GzipIndex",
     "GzipReader",
     "available_gzip_backends",
@@ -57,10 +56,6 @@ __all__ = [
     "set_gzip_backend",
 ]
 
-#: Uncompressed bytes between two checkpoints of a :class:`GzipIndex`.
-DEFAULT_CHECKPOINT_SPACING = 1 << 20
-#: Decompressed bytes a :class:`GzipIndex` keeps from the last read (read-ahead included).
-DEFAULT_WINDOW_BYTES = 4 << 20
 #: Bytes decompressed beyond a read into the index's window, so the data that follows (the next
 #: volume of a 4D image, say) is served from memory.
 READ_AHEAD_BYTES = 1 << 20
@@ -89,8 +84,6 @@ def is_gzip_path(file_like: Any) -> bool:
 
 
 # -- backends -------------------------------------------------------------------------------------
-
-_forced_backend: str | None = None
 
 _SEQUENTIAL_OPENERS: dict[str, Callable[..., IO[bytes]]] = {"isal": igzip.IGzipFile}
 if gzip_ng is not None:
@@ -124,32 +117,24 @@ def available_gzip_backends() -> tuple[str, ...]:
 
 def get_gzip_backend() -> str:
     """The backend :func:`open_sequential` uses now."""
-    return _forced_backend or available_gzip_backends()[0]
+    return settings.gzip_backend or available_gzip_backends()[0]
 
 
 def set_gzip_backend(name: str | None) -> None:
     """Force the gzip backend by name (see :func:`available_gzip_backends`); None: fastest.
 
-    The setting is process-wide. It also picks :class:`GzipReader`'s engine
-    when the named backend can stream with checkpoints ('zlib' or 'zlib-ng').
+    The setting is process-wide (``gpuimg.config.settings.gzip_backend``). It also picks
+    :class:`GzipReader`'s engine when the named backend can stream with checkpoints ('zlib' or
+    'zlib-ng').
     """
-    global _forced_backend
-    if name is not None and name not in available_gzip_backends():
-        raise ValueError(
-            f"gzip backend is {name!r}, expected one of {available_gzip_backends()} or None"
-        )
-    _forced_backend = name
+    settings.gzip_backend = name
 
 
 @contextmanager
 def gzip_backend(name: str | None) -> Iterator[None]:
     """Context manager form of :func:`set_gzip_backend` (restores the previous one)."""
-    previous = _forced_backend
-    set_gzip_backend(name)
-    try:
+    with configure(gzip_backend=name):
         yield
-    finally:
-        set_gzip_backend(previous)
 
 
 class SequentialGzipReader(io.RawIOBase):
@@ -220,7 +205,7 @@ def open_sequential(path: str | os.PathLike[str], *, name: str | None = None) ->
 
 def _stream_engine() -> ModuleType:
     """zlib-compatible module whose decompressors support ``copy()``, fastest allowed."""
-    if _forced_backend == "zlib" or zlib_ng is None:
+    if settings.gzip_backend == "zlib" or zlib_ng is None:
         return zlib
     return zlib_ng
 
@@ -270,13 +255,12 @@ class GzipIndex:
         Uncompressed bytes between checkpoints.
     """
 
-    def __init__(
-        self, spacing: int = DEFAULT_CHECKPOINT_SPACING, window: int = DEFAULT_WINDOW_BYTES
-    ) -> None:
+    def __init__(self, spacing: int | None = None, window: int | None = None) -> None:
+        spacing = settings.checkpoint_spacing if spacing is None else spacing
         if spacing <= 0:
             raise ValueError(f"checkpoint spacing is {spacing}, expected a positive byte count")
         self.spacing = int(spacing)
-        self.window = int(window)
+        self.window = int(settings.window_bytes if window is None else window)
         self._recent = (
             b""  # the last decompressed bytes (with read-ahead), kept for the next reader
         )
@@ -384,7 +368,7 @@ class GzipReader(PositionedReader):
     index : GzipIndex, optional
         Checkpoint index to use and extend (default: a new one).
     checkpoint_spacing : int or None, optional
-        Spacing of a new index; None keeps no checkpoints (one pass reads).
+        Spacing of a new index (default: ``gpuimg.config.settings.checkpoint_spacing``).
 
     Notes
     -----
@@ -402,7 +386,7 @@ class GzipReader(PositionedReader):
         *,
         name: str | None = None,
         index: GzipIndex | None = None,
-        checkpoint_spacing: int | None = DEFAULT_CHECKPOINT_SPACING,
+        checkpoint_spacing: int | None = None,
     ) -> None:
         super().__init__()
         self._owns_raw = False  # set first: close() runs even if opening fails
@@ -415,11 +399,8 @@ class GzipReader(PositionedReader):
             default_name = getattr(path_or_fileobj, "name", None) or repr(path_or_fileobj)
             self._raw.seek(0)
         self.name = name or default_name
-        if index is None and checkpoint_spacing is not None:
-            index = GzipIndex(checkpoint_spacing)
-        self._index = index
-        if index is not None:
-            index.bind(_file_identity(self._raw))
+        self._index = GzipIndex(checkpoint_spacing) if index is None else index
+        self._index.bind(_file_identity(self._raw))
         self._engine = _stream_engine()
         self._decompressor: Any = None
         self._pending = b""  # compressed bytes read but not yet consumed
@@ -429,8 +410,8 @@ class GzipReader(PositionedReader):
         self._at_end = False
 
     @property
-    def index(self) -> GzipIndex | None:
-        """The checkpoint index (None when checkpoints are off)."""
+    def index(self) -> GzipIndex:
+        """The checkpoint index."""
         return self._index
 
     @property
@@ -447,7 +428,7 @@ class GzipReader(PositionedReader):
         """
         self._check_open()
         dest = memoryview(buffer).cast("B")
-        filled = self._index.copy_recent(self._position, dest) if self._index is not None else 0
+        filled = self._index.copy_recent(self._position, dest)
         self._position += filled
         if filled == dest.nbytes:
             return filled
@@ -460,15 +441,14 @@ class GzipReader(PositionedReader):
             dest[filled : filled + len(chunk)] = chunk
             filled += len(chunk)
         self._position = self._out_pos
-        if self._index is not None:
-            ahead = [bytes(dest[max(0, filled - self._index.window) : filled])]
-            ahead_start = self._out_pos - len(ahead[0])
-            while sum(map(len, ahead)) - len(ahead[0]) < READ_AHEAD_BYTES:
-                chunk = self._next_chunk(_OUTPUT_CHUNK)
-                if not chunk:
-                    break
-                ahead.append(chunk)
-            self._index.remember_recent(ahead_start, b"".join(ahead))
+        ahead = [bytes(dest[max(0, filled - self._index.window) : filled])]
+        ahead_start = self._out_pos - len(ahead[0])
+        while sum(map(len, ahead)) - len(ahead[0]) < READ_AHEAD_BYTES:
+            chunk = self._next_chunk(_OUTPUT_CHUNK)
+            if not chunk:
+                break
+            ahead.append(chunk)
+        self._index.remember_recent(ahead_start, b"".join(ahead))
         return filled
 
     def read(self, size: int | None = -1) -> bytes:
@@ -488,7 +468,7 @@ class GzipReader(PositionedReader):
         return b"".join(chunks)
 
     def close(self) -> None:
-        if not self.closed and self._index is not None and self._decompressor is not None:
+        if not self.closed and self._decompressor is not None:
             comp_pos = self._comp_pos - len(self._pending)
             self._index.remember_resume_point(
                 _Checkpoint(self._out_pos, comp_pos, self._decompressor.copy())
@@ -502,21 +482,18 @@ class GzipReader(PositionedReader):
     # -- decompression ----------------------------------------------------------------------------
     def _size(self) -> int:
         """Total decompressed size, decompressing to the end if not yet known."""
-        if self._index is not None and self._index.uncompressed_size is not None:
+        if self._index.uncompressed_size is not None:
             return self._index.uncompressed_size
-        self._move_to(max(self._out_pos, self._index.furthest if self._index else 0))
+        self._move_to(max(self._out_pos, self._index.furthest))
         while self._next_chunk(_OUTPUT_CHUNK):
             pass
         return self._out_pos
 
     def _move_to(self, target: int) -> None:
         """Bring the decompressor to ``target`` (or the end of the stream before it)."""
-        if self._index is not None:
-            checkpoint = self._index.nearest(target)
-            if target < self._out_pos or checkpoint.out_pos > self._out_pos:
-                self._restore(checkpoint)
-        elif target < self._out_pos:
-            self._restore(_START)
+        checkpoint = self._index.nearest(target)
+        if target < self._out_pos or checkpoint.out_pos > self._out_pos:
+            self._restore(checkpoint)
         while self._out_pos < target:
             if not self._next_chunk(min(target - self._out_pos, _OUTPUT_CHUNK)):
                 break
@@ -546,8 +523,7 @@ class GzipReader(PositionedReader):
                 break
             if not self._refill():
                 self._at_end = True
-                if self._index is not None:
-                    self._index.uncompressed_size = self._out_pos
+                self._index.uncompressed_size = self._out_pos
                 return False
         self._decompressor = self._engine.decompressobj(31)
         return True
@@ -555,8 +531,6 @@ class GzipReader(PositionedReader):
     def _maybe_checkpoint(self) -> int:
         """Record a checkpoint if one is due; return bytes until the next one."""
         index = self._index
-        if index is None:
-            return _OUTPUT_CHUNK
         due = index.furthest + index.spacing
         if self._out_pos >= due and self._decompressor is not None:
             comp_pos = self._comp_pos - len(self._pending)

@@ -203,7 +203,7 @@ def test_empty_file_is_an_empty_stream(tmp_path):
 
 def test_backend_selection():
     assert openers.get_gzip_backend() == BACKENDS[0]
-    with pytest.raises(ValueError, match="gzip backend"):
+    with pytest.raises(ValueError, match="gzip_backend is .snappy."):
         openers.set_gzip_backend("snappy")
     with gzip_backend("zlib"):
         with gzip_backend(None):

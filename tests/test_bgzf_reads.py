@@ -84,11 +84,34 @@ def test_whole_reads_match_the_single_stream_and_nibabel(paths):
     )
 
 
-def test_whole_reads_decode_every_block_once_on_several_threads(paths, decoded):
+@pytest.fixture
+def threads_meet(monkeypatch, decoded):
+    """While set, a block decode waits (up to 5 s) until a second thread has decoded one too, so a
+    loaded machine that starts the helper late cannot let the calling thread take every block; a
+    helper that never comes still fails the test."""
+    meet = threading.Event()
+    second_thread = threading.Event()
+    spy = BgzfReader._decode
+
+    def waiting(self, number):
+        result = spy(self, number)
+        if len({thread for _, thread in decoded}) > 1:
+            second_thread.set()
+        if meet.is_set() and not second_thread.wait(timeout=5):
+            meet.clear()  # no helper came: wait no more, the assertion will say so
+        return result
+
+    monkeypatch.setattr(BgzfReader, "_decode", waiting)
+    return meet
+
+
+def test_whole_reads_decode_every_block_once_on_several_threads(paths, decoded, threads_meet):
     with config.configure(threads=2):
         img = gpuimg.load(paths["bgzf"])
         decoded.clear()  # loading decoded block 0 (sniffing, then the header)
+        threads_meet.set()
         img.get_fdata(dtype=np.float32)
+        threads_meet.clear()
     blocks = sorted(number for number, _ in decoded)
     assert blocks == list(range(len(blocks)))
     assert len({thread for _, thread in decoded}) == 2

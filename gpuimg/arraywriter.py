@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, fields
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypedDict
 
 import numpy as np
 
@@ -143,10 +143,10 @@ def plan_write(
         )
     float_to_int = in_dtype.kind == "f" and out_dtype.kind in "iu"
     low = high = None
-    if scale and has_slope and float_to_int:
+    if scale and has_slope and float_to_int and rng is not None:
         # Clip at the scaled finite range, so ±inf become its ends; no finite value: zeros.
         low, high = (rng.low, rng.high) if rng.has_finite else (0, 0)
-    nan2zero = in_dtype.kind in "fc" and out_dtype.kind in "iu" and rng.has_nan
+    nan2zero = in_dtype.kind in "fc" and out_dtype.kind in "iu" and rng is not None and rng.has_nan
     cast = plan_cast(
         in_dtype, out_dtype, slope, inter, low=low, high=high, nan2zero=nan2zero, name=name
     )
@@ -159,8 +159,8 @@ def plan_cast(
     slope: float = 1.0,
     inter: float = 0.0,
     *,
-    low: float | None = None,
-    high: float | None = None,
+    low: float | np.number[Any] | None = None,
+    high: float | np.number[Any] | None = None,
     nan2zero: bool = True,
     name: str = "<image>",
 ) -> CastPlan:
@@ -333,7 +333,7 @@ def _is_plain_copy(plan: CastPlan, dtype: np.dtype) -> bool:
 
 def _bytes(array: np.ndarray) -> memoryview:
     """The bytes of a Fortran-contiguous array, without a copy."""
-    return memoryview(array.reshape(-1, order="F").view(np.uint8))
+    return array.reshape(-1, order="F").view(np.uint8).data
 
 
 def _as_float_array(value) -> np.ndarray:
@@ -349,15 +349,23 @@ def _real_float(dtype: np.dtype) -> type[np.floating]:
     return np.finfo(dtype).dtype.type
 
 
-def _factor_fields(slope_a: np.ndarray, inter_a: np.ndarray) -> dict[str, np.ndarray | None]:
+class _Factors(TypedDict):
+    """The factor fields of a :class:`CastPlan`: None where not applied."""
+
+    inter: np.ndarray | None
+    slope: np.ndarray | None
+
+
+def _factor_fields(slope_a: np.ndarray, inter_a: np.ndarray) -> _Factors:
     return {
         "inter": inter_a if inter_a != 0 else None,
         "slope": slope_a if slope_a != 1 else None,
     }
 
 
-def _type_ends(dtype: np.dtype, low, high) -> tuple:
+def _type_ends(dtype: np.dtype, low: Any, high: Any) -> tuple[Any, Any]:
     """``(low, high)``, each defaulting to the end of ``dtype``'s range (±inf for floats)."""
+    ends: tuple[float, float]
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         ends = (info.min, info.max)

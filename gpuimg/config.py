@@ -54,8 +54,8 @@ def _integer(default: int, minimum: int, maximum: int | None = None) -> _Option:
         return (
             isinstance(value, Integral)
             and not isinstance(value, bool)
-            and value >= minimum
-            and (maximum is None or value <= maximum)
+            and int(value) >= minimum
+            and (maximum is None or int(value) <= maximum)
         )
 
     expected = f"an integer >= {minimum}" if maximum is None else f"an integer {minimum}-{maximum}"

@@ -88,16 +88,18 @@ def concat_images(
     ValueError
         For an empty list, mismatched dimensions or shapes, or (with ``check_affines``) affines.
     """
-    images = [img if hasattr(img, "get_fdata") else load(img) for img in images]
-    if not images:
+    loaded: list[SpatialImage] = [
+        load(img) if isinstance(img, (str, os.PathLike)) else img for img in images
+    ]
+    if not loaded:
         raise ValueError("Cannot concatenate an empty list of images.")
-    first = images[0]
+    first = loaded[0]
     ndim = len(first.shape)
     compared = np.ones(ndim, dtype=bool)
     if axis is not None:
         compared[axis] = False
     arrays = []
-    for index, img in enumerate(images):
+    for index, img in enumerate(loaded):
         if len(img.shape) != ndim:
             raise ValueError(f"Image {index} has {len(img.shape)} dimensions, image 0 has {ndim}")
         if not np.array_equal(np.array(img.shape)[compared], np.array(first.shape)[compared]):

@@ -150,10 +150,10 @@ def inv_ornt_aff(ornt: Any, shape: Sequence[int]) -> np.ndarray:
     if np.any(np.isnan(ornt)):
         raise OrientationError("We cannot invert orientation transform")
     n_axes = ornt.shape[0]
-    shape = np.array(shape)[:n_axes]
+    kept = np.array(shape)[:n_axes]
     undo_reorder = np.eye(n_axes + 1)[[int(v) for v in ornt[:, 0]] + [n_axes], :]
     undo_flip = np.diag([*ornt[:, 1], 1.0])
-    centre = -(shape - 1) / 2.0
+    centre = -(kept - 1) / 2.0
     undo_flip[:n_axes, n_axes] = ornt[:, 1] * centre - centre
     return undo_flip @ undo_reorder
 

@@ -20,6 +20,7 @@ written are the same as nibabel's. Factors that are not finite in float32 raise 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -47,8 +48,8 @@ class DataRange:
         True for an array with no elements.
     """
 
-    low: np.generic | float
-    high: np.generic | float
+    low: np.number[Any] | float
+    high: np.number[Any] | float
     has_nan: bool = False
     empty: bool = False
 
@@ -115,7 +116,10 @@ def scaling_needed(
         return False
     if in_dtype.kind == "c":
         raise WriterError(f"{name}: cannot write complex data ({in_dtype}) as {out_dtype}")
-    if out_dtype.kind == "f" or rng.empty or (rng.low, rng.high) == (0, 0):
+    if out_dtype.kind == "f":
+        return False
+    assert rng is not None, "data needing a cast check come with their range (see needs_range)"
+    if rng.empty or (rng.low, rng.high) == (0, 0):
         return False
     if in_dtype.kind == "f":
         return True
@@ -146,15 +150,16 @@ def choose_factors(
     """
     in_dtype, out_dtype = np.dtype(in_dtype), np.dtype(out_dtype)
     needed = scaling_needed(in_dtype, out_dtype, rng, name=name)
-    if not has_slope:
-        if needed:
-            values = f"range [{rng.low}, {rng.high}]" if rng.has_finite else "no finite value"
-            raise WriterError(
-                f"{name}: {in_dtype} data ({values}) need scaling to be written as {out_dtype}, "
-                "and the format stores no scale factor"
-            )
+    if not needed:
         return np.float32(1), np.float32(0)
-    if not needed or not rng.has_finite:
+    assert rng is not None, "scaling_needed is True only with a range"
+    if not has_slope:
+        values = f"range [{rng.low}, {rng.high}]" if rng.has_finite else "no finite value"
+        raise WriterError(
+            f"{name}: {in_dtype} data ({values}) need scaling to be written as {out_dtype}, "
+            "and the format stores no scale factor"
+        )
+    if not rng.has_finite:
         return np.float32(1), np.float32(0)
     rules = _Rules(in_dtype, out_dtype, has_inter, rng.has_nan, name)
     if in_dtype.kind == "f":

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Literal, TypeVar
 
 import numpy as np
 
 from gpuimg.errors import HeaderError
 
-NATIVE = "<" if sys.byteorder == "little" else ">"
-SWAPPED = ">" if NATIVE == "<" else "<"
+#: A byte order code, as numpy's ``dtype.newbyteorder`` takes it.
+ByteOrder = Literal["<", ">"]
+
+NATIVE: ByteOrder = "<" if sys.byteorder == "little" else ">"
+SWAPPED: ByteOrder = ">" if NATIVE == "<" else "<"
 UNNAMED = "<fileobj>"
 
-_ENDIAN_CODES = {
+_ENDIAN_CODES: dict[str, ByteOrder] = {
     "<": "<",
     "little": "<",
     "l": "<",
@@ -39,7 +42,7 @@ _ENDIAN_CODES = {
 H = TypeVar("H", bound="StructuredHeader")
 
 
-def endian_code(endianness: str) -> str:
+def endian_code(endianness: str) -> ByteOrder:
     """Return ``'<'`` or ``'>'`` for an endianness name (``'little'``, ``'='``, ``'swapped'``...)."""
     try:
         return _ENDIAN_CODES[endianness.lower()]
@@ -104,7 +107,7 @@ class StructuredHeader:
         return arr
 
     @classmethod
-    def guessed_endian(cls, native: np.ndarray) -> str:
+    def guessed_endian(cls, native: np.ndarray) -> ByteOrder:
         """Guess the byte order of a header read in native order.
 
         ``sizeof_hdr`` decides when it matches in one byte order. When it
@@ -208,7 +211,7 @@ class StructuredHeader:
         return self._structarr
 
     @property
-    def endianness(self) -> str:
+    def endianness(self) -> ByteOrder:
         """Byte order of the header: ``'<'`` or ``'>'``."""
         return NATIVE if self._structarr.dtype.isnative else SWAPPED
 
@@ -253,19 +256,24 @@ class StructuredHeader:
     def __setitem__(self, field: str, value: Any) -> None:
         self._structarr[field] = value
 
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        """Field names, in header order (the template is a structured dtype)."""
+        return self.template_dtype.names or ()
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
 
     def __contains__(self, field: object) -> bool:
-        return field in self.template_dtype.names
+        return field in self.field_names
 
     def keys(self) -> list[str]:
         """Field names, in header order."""
-        return list(self.template_dtype.names)
+        return list(self.field_names)
 
     def values(self) -> list[np.ndarray]:
         """Field values, in header order."""
-        return [self._structarr[k] for k in self.template_dtype.names]
+        return [self._structarr[k] for k in self.field_names]
 
     def items(self) -> list[tuple[str, np.ndarray]]:
         """``(name, value)`` pairs, in header order."""

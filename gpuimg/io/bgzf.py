@@ -24,7 +24,6 @@ import io
 import os
 import struct
 import threading
-from collections.abc import Sequence
 from typing import IO, Any
 
 import deflate
@@ -274,7 +273,7 @@ class BgzfReader(PositionedReader):
         self._index = BgzfIndex() if index is None else index
         self._index.bind(file_identity(fd))
         self._position = 0
-        self._cached: tuple[int, bytes] | None = None
+        self._cached: tuple[int, bytes | bytearray] | None = None
 
     @property
     def index(self) -> BgzfIndex:
@@ -396,7 +395,7 @@ class BgzfReader(PositionedReader):
             number = self._index.locate(self._data, position + filled, self.name)
         return filled
 
-    def _block_data(self, number: int, cache: bool) -> bytes:
+    def _block_data(self, number: int, cache: bool) -> bytes | bytearray:
         if cache and self._cached is not None and self._cached[0] == number:
             return self._cached[1]
         data = self._decode(number)
@@ -404,7 +403,7 @@ class BgzfReader(PositionedReader):
             self._cached = (number, data)
         return data
 
-    def _decode(self, number: int) -> bytes:
+    def _decode(self, number: int) -> bytes | bytearray:
         """Decode one block, checking its ISIZE and CRC32."""
         payload_start, payload_stop, data_start, data_stop = self._index.block(number)
         where = f"{self.name}: BGZF block {number} (uncompressed bytes {data_start}-{data_stop})"
@@ -429,12 +428,13 @@ class BgzfReader(PositionedReader):
 # -- writing --------------------------------------------------------------------------------------
 
 
-def compress_block(data: Sequence[int] | bytes | memoryview, level: int) -> bytes:
+def compress_block(data: bytes | bytearray | memoryview, level: int) -> bytes:
     """One whole BGZF block (header, raw deflate payload, CRC32 and ISIZE) holding ``data``.
 
     Levels 0-3 use ISA-L, 4-9 libdeflate. Data that would not fit in 64 KiB once compressed (random
     bytes at ISA-L's level 0) are stored uncompressed instead.
     """
+    payload: bytes | bytearray
     if level in _ISAL_LEVELS:
         payload = isal_zlib.compress(data, level, wbits=-15)
     else:

@@ -146,7 +146,7 @@ def canonical_slicer(slicer: Slicer, shape: Sequence[int]) -> tuple[Any, ...]:
             out.append(_normalise_slice(item, shape[axis]))
             axis += 1
         else:
-            index, size = _as_index(item), shape[axis]
+            index, size = operator.index(item), shape[axis]  # an int index: checked above
             if not -size <= index < size:
                 raise IndexError(f"index {index} is out of bounds for axis {axis} with size {size}")
             out.append(index + size if index < 0 else index)

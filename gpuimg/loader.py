@@ -226,7 +226,9 @@ class Loader:
                     "seed is None with shuffle=True and world_size > 1; pass the same seed= on "
                     "every rank so that all ranks shuffle alike"
                 )
-            seed = int(np.random.SeedSequence().entropy)
+            entropy = np.random.SeedSequence().entropy  # fresh OS entropy: an int
+            assert isinstance(entropy, int)
+            seed = entropy
         elif seed < 0:
             raise ValueError(f"seed is {seed}, expected a non-negative int")
         self.batch_size = int(batch_size)
@@ -475,6 +477,7 @@ def _fill_slot(
 
 def _transformed(loader: Loader, volume: Any, path: str) -> Any:
     """Run the loader's transform on ``volume`` (read from ``path``); check it kept the shape."""
+    assert loader.transform is not None, "called only for a loader with a transform"
     result = loader.transform(volume)
     if tuple(result.shape) != tuple(volume.shape):
         raise ValueError(

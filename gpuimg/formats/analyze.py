@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -38,9 +39,9 @@ def plausible_size(path: str) -> int:
 class AnalyzeImage(SpatialImage):
     """Analyze 7.5 image: header in ``.hdr``, data in ``.img``."""
 
-    header_class = AnalyzeHeader
-    files_types = (("image", ".img"), ("header", ".hdr"))
-    valid_exts = (".img", ".hdr")
+    header_class: ClassVar[type[Any]] = AnalyzeHeader
+    files_types: ClassVar[tuple[tuple[str, str], ...]] = (("image", ".img"), ("header", ".hdr"))
+    valid_exts: ClassVar[tuple[str, ...]] = (".img", ".hdr")
 
     def __init__(self, dataobj, affine, header=None, extra=None, file_map=None, dtype=None) -> None:
         super().__init__(dataobj, affine, header, extra, file_map)
@@ -83,6 +84,8 @@ class AnalyzeImage(SpatialImage):
         if holder.fileobj is not None:
             holder.fileobj.seek(holder.pos)
             return cls.header_class.from_fileobj(holder.fileobj, filename=name)
+        if holder.filename is None:
+            raise ImageFileError(f"{name}: the header has neither a file name nor a file object")
         try:
             with open_image_file(holder.filename) as fileobj:
                 return cls.header_class.from_fileobj(fileobj, filename=name)
@@ -127,7 +130,9 @@ class AnalyzeImage(SpatialImage):
             write_array(img_file, data, cast)
         self.file_map = file_map
 
-    def _data_to_write(self, header) -> tuple[np.ndarray, tuple[float, float] | None, CastPlan]:
+    def _data_to_write(
+        self, header: AnalyzeHeader
+    ) -> tuple[Any, tuple[np.float32, np.float32] | None, CastPlan]:
         """The array to write, the factors to store (None: keep the header's), and its cast.
 
         A proxy image whose on-disk type is kept is written losslessly: its raw values with its own scale

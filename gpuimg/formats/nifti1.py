@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 
 from gpuimg.formats.analyze import AnalyzeImage
@@ -13,7 +15,7 @@ _DANGEROUS_DEFAULT_DTYPES = (np.dtype("int64"), np.dtype("uint64"))
 class Nifti1Pair(AnalyzeImage):
     """NIfTI-1 image stored as a .hdr/.img pair."""
 
-    header_class = Nifti1PairHeader
+    header_class: ClassVar[type[Any]] = Nifti1PairHeader
 
     def __init__(self, dataobj, affine, header=None, extra=None, file_map=None, dtype=None) -> None:
         obj_dtype = getattr(dataobj, "dtype", None)

@@ -8,7 +8,7 @@ never scaled. The SPM and NIfTI headers build on this class.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -16,6 +16,8 @@ from numpy.typing import ArrayLike, DTypeLike
 from gpuimg.errors import HeaderDataError, HeaderError
 from gpuimg.headers.codes import ANALYZE_DATA_TYPES, CodeTable, DataTypeTable
 from gpuimg.headers.structured import UNNAMED, StructuredHeader, header_error
+
+A = TypeVar("A", bound="AnalyzeHeader")
 
 # fmt: off
 header_key_dtd = [
@@ -127,7 +129,7 @@ class AnalyzeHeader(StructuredHeader):
         return arr
 
     @classmethod
-    def from_header(cls, header: Any = None, check: bool = True) -> AnalyzeHeader:
+    def from_header(cls: type[A], header: Any = None, check: bool = True) -> A:
         """Return a header of this class made from `header` (any header class).
 
         A header of this very class is copied. Otherwise the fields both formats
@@ -165,7 +167,7 @@ class AnalyzeHeader(StructuredHeader):
         return cls._checked_conversion(new, check)
 
     @classmethod
-    def _checked_conversion(cls, new: AnalyzeHeader, check: bool) -> AnalyzeHeader:
+    def _checked_conversion(cls, new: A, check: bool) -> A:
         if check:
             try:
                 new.check(f"<{cls.__name__}.from_header>")
@@ -303,12 +305,12 @@ class AnalyzeHeader(StructuredHeader):
     def set_zooms(self, zooms: Sequence[float]) -> None:
         """Set the voxel sizes; one non-negative value per axis."""
         ndim = int(self._structarr["dim"][0])
-        zooms = np.asarray(zooms)
-        if len(zooms) != ndim:
-            raise HeaderDataError(f"{len(zooms)} zooms given, expected {ndim} (one per axis)")
-        if np.any(zooms < 0):
-            raise HeaderDataError(f"zooms {tuple(zooms.tolist())} must be >= 0")
-        self._structarr["pixdim"][1 : ndim + 1] = zooms
+        values = np.asarray(zooms)
+        if len(values) != ndim:
+            raise HeaderDataError(f"{len(values)} zooms given, expected {ndim} (one per axis)")
+        if np.any(values < 0):
+            raise HeaderDataError(f"zooms {tuple(values.tolist())} must be >= 0")
+        self._structarr["pixdim"][1 : ndim + 1] = values
 
     # -- offset, scaling, affine ------------------------------------------------------------------
 

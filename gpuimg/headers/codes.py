@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -108,7 +109,7 @@ class DataTypeTable(CodeTable):
         )
         self._entries = {e.code: e for e in entries}
 
-    def code_for(self, datatype: object) -> int:
+    def code_for(self, datatype: Any) -> int:
         """Return the code for a code, label, NIfTI name, numpy dtype or type.
 
         Raises
@@ -123,12 +124,13 @@ class DataTypeTable(CodeTable):
                 dtype = np.dtype(datatype)
             except TypeError:
                 raise HeaderDataError(f"data dtype {datatype!r} not recognized") from None
-            entry = self._entry_for_dtype(dtype)
-            if entry is None:
+            found = self._entry_for_dtype(dtype)
+            if found is None:
                 raise HeaderDataError(
                     f"data dtype {datatype!r} not supported; expected one of "
                     f"{self.supported_labels()}"
                 )
+            entry = found
         if entry.dtype is None:
             raise HeaderDataError(f"data dtype {datatype!r} known but not supported")
         return entry.code

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Iterable
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 
@@ -126,7 +126,7 @@ class NiftiExtensions(list):
     def __init__(self, extensions: Iterable[NiftiExtension] = ()) -> None:
         super().__init__(extensions)
 
-    def count(self, ecode: int | str) -> int:  # type: ignore[override]
+    def count(self, ecode: int | str) -> int:
         """Return how many extensions have code `ecode` (a code or a label)."""
         code = EXTENSION_CODES.code(ecode) if isinstance(ecode, str) else int(ecode)
         return sum(1 for ext in self if ext.code == code)
@@ -146,7 +146,7 @@ class NiftiExtensions(list):
 
     @classmethod
     def from_fileobj(
-        cls, fileobj: BinaryIO, size: int | None, byteswap: bool, *, source: str = "<fileobj>"
+        cls, fileobj: IO[bytes], size: int | None, byteswap: bool, *, source: str = "<fileobj>"
     ) -> NiftiExtensions:
         """Read extensions from the current position of `fileobj`.
 

@@ -12,8 +12,8 @@ when ``qform_code > 0``, else from the voxel sizes as for Analyze.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
-from typing import Any, BinaryIO, ClassVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import IO, Any, BinaryIO, ClassVar, Literal, TypeVar, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -32,6 +32,8 @@ from gpuimg.headers.codes import (
 from gpuimg.headers.extensions import NiftiExtension, NiftiExtensions
 from gpuimg.headers.quaternions import fill_positive, mat_to_quat, quat_to_mat
 from gpuimg.headers.structured import NATIVE, header_error
+
+N = TypeVar("N", bound="Nifti1Header")
 
 # fmt: off
 header_dtd = [
@@ -150,7 +152,7 @@ class Nifti1Header(AnalyzeHeader):
         return arr
 
     @classmethod
-    def from_header(cls, header: Any = None, check: bool = True) -> Nifti1Header:
+    def from_header(cls: type[N], header: Any = None, check: bool = True) -> N:
         """Convert `header` to this class (see AnalyzeHeader.from_header); keeps NIfTI extensions."""
         new = super().from_header(header, check)
         if isinstance(header, Nifti1Header):
@@ -162,7 +164,7 @@ class Nifti1Header(AnalyzeHeader):
 
     # -- reading and writing ------------------------------------------------------------------
 
-    def _read_after_header(self, fileobj: BinaryIO, source: str) -> None:
+    def _read_after_header(self, fileobj: IO[bytes], source: str) -> None:
         flag = fileobj.read(_EXTENSION_FLAG_SIZE)
         if len(flag) < _EXTENSION_FLAG_SIZE or flag[0] == 0:
             return
@@ -256,7 +258,8 @@ class Nifti1Header(AnalyzeHeader):
         """Return True if `binaryblock` is long enough and has this format's magic."""
         if len(binaryblock) < cls.sizeof_hdr:
             return False
-        start = cls.template_dtype.fields["magic"][1]
+        fields: Mapping[str, tuple[Any, ...]] = cls.template_dtype.fields or {}
+        start = fields["magic"][1]
         magic = bytes(binaryblock[start : start + 4]).rstrip(b"\x00")
         return magic in (cls.single_magic, cls.pair_magic)
 
@@ -364,6 +367,12 @@ class Nifti1Header(AnalyzeHeader):
         bcd = [arr["quatern_b"], arr["quatern_c"], arr["quatern_d"]]
         return fill_positive(bcd, self.quaternion_threshold)
 
+    @overload
+    def get_qform(self, coded: Literal[False] = False) -> np.ndarray: ...
+    @overload
+    def get_qform(self, coded: Literal[True]) -> tuple[np.ndarray | None, int]: ...
+    @overload
+    def get_qform(self, coded: bool) -> np.ndarray | tuple[np.ndarray | None, int]: ...
     def get_qform(self, coded: bool = False) -> np.ndarray | tuple[np.ndarray | None, int]:
         """Return the qform affine (with `coded`, ``(affine or None if code 0, code)``).
 
@@ -435,6 +444,12 @@ class Nifti1Header(AnalyzeHeader):
         arr["pixdim"][1:4] = zooms
         arr["quatern_b"], arr["quatern_c"], arr["quatern_d"] = quat[1:]
 
+    @overload
+    def get_sform(self, coded: Literal[False] = False) -> np.ndarray: ...
+    @overload
+    def get_sform(self, coded: Literal[True]) -> tuple[np.ndarray | None, int]: ...
+    @overload
+    def get_sform(self, coded: bool) -> np.ndarray | tuple[np.ndarray | None, int]: ...
     def get_sform(self, coded: bool = False) -> np.ndarray | tuple[np.ndarray | None, int]:
         """Return the sform affine (with `coded`, ``(affine or None if code 0, code)``)."""
         arr = self._structarr
@@ -482,7 +497,10 @@ class Nifti1Header(AnalyzeHeader):
     def get_dim_info(self) -> tuple[int | None, int | None, int | None]:
         """Return the (frequency, phase, slice) encoding axes, None where unset."""
         info = int(self._structarr["dim_info"])
-        return tuple((info >> shift & 3) - 1 if info >> shift & 3 else None for shift in (0, 2, 4))
+        freq, phase, slice_ = (
+            (info >> shift & 3) - 1 if info >> shift & 3 else None for shift in (0, 2, 4)
+        )
+        return freq, phase, slice_
 
     def set_dim_info(
         self, freq: int | None = None, phase: int | None = None, slice: int | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import Any, BinaryIO, Literal, TypeVar
+from typing import IO, Any, BinaryIO, Literal, TypeVar
 
 import numpy as np
 
@@ -122,7 +122,7 @@ class StructuredHeader:
 
     @classmethod
     def from_fileobj(
-        cls: type[H], fileobj: BinaryIO, check: bool = True, *, filename: str | None = None
+        cls: type[H], fileobj: IO[bytes], check: bool = True, *, filename: str | None = None
     ) -> H:
         """Read a header from the current position of `fileobj`.
 
@@ -153,7 +153,7 @@ class StructuredHeader:
         hdr._read_after_header(fileobj, source)
         return hdr
 
-    def _read_after_header(self, fileobj: BinaryIO, source: str) -> None:
+    def _read_after_header(self, fileobj: IO[bytes], source: str) -> None:
         """Read what follows the fixed block (NIfTI extensions); nothing here."""
 
     def write_to(self, fileobj: BinaryIO) -> None:

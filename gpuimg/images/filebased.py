@@ -55,7 +55,7 @@ class FileBasedImage:
         File holders keyed by file type; an empty map for this class when None.
     """
 
-    header_class: ClassVar[type]
+    header_class: ClassVar[type[Any]]  # a header class of gpuimg.headers
     files_types: ClassVar[tuple[tuple[str, str], ...]] = (("image", ".img"),)
     valid_exts: ClassVar[tuple[str, ...]] = (".img",)
     _compressed_suffixes: ClassVar[tuple[str, ...]] = (".gz",)
@@ -97,7 +97,7 @@ class FileBasedImage:
         for kind, _ in cls.files_types:
             value = mapping.get(kind)
             if value is None or isinstance(value, (str, os.PathLike)):
-                file_map[kind] = FileHolder(filename=value)
+                file_map[kind] = FileHolder(filename=None if value is None else os.fspath(value))
             else:
                 file_map[kind] = FileHolder(fileobj=value)
         return file_map
@@ -121,7 +121,7 @@ class FileBasedImage:
 
     save = to_filename
 
-    def to_file_map(self, file_map: FileMap | None = None, **kwargs) -> None:
+    def to_file_map(self, file_map: FileMap | None = None, dtype: Any = None) -> None:
         """Write the image to the files in ``file_map``."""
         raise NotImplementedError
 
@@ -140,6 +140,7 @@ class FileBasedImage:
         """Read (or reuse) the first ``sniff_nbytes`` bytes of the file holding the header."""
         file_map = cls.filespec_to_file_map(filename)
         meta = file_map["header" if "header" in file_map else "image"].filename
+        assert meta is not None, "a file map made from a filename names every file"
         if sniff is not None and sniff[1] == meta and len(sniff[0]) >= sniff_nbytes:
             return sniff
         try:

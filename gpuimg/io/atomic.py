@@ -31,7 +31,7 @@ import io
 import os
 import secrets
 import stat
-from typing import IO
+from typing import IO, TypeVar
 
 from gpuimg.config import settings
 from gpuimg.io.openers import open_image_file
@@ -120,6 +120,9 @@ class _Pending:
                 pass
 
 
+_A = TypeVar("_A", bound="AtomicFiles")
+
+
 class AtomicFiles:
     """Write files that replace their targets only when every one of them was written.
 
@@ -137,7 +140,7 @@ class AtomicFiles:
     def __init__(self) -> None:
         self._pending: list[_Pending] = []
 
-    def __enter__(self) -> AtomicFiles:
+    def __enter__(self: _A) -> _A:
         return self
 
     def create(
@@ -181,7 +184,6 @@ class AtomicFiles:
                 raise save_error(self._pending[0].target, exc) from exc
             return
         sync = settings.fsync
-        current = None
         try:
             for current in self._pending:
                 current.finish(sync)

@@ -172,7 +172,7 @@ class FileHandle:
         return {"target": self._target, "keep_file_open": self._keep_file_open}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["target"], keep_file_open=state["keep_file_open"])
+        FileHandle.__init__(self, state["target"], keep_file_open=state["keep_file_open"])
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} keep_file_open={self._keep}>"

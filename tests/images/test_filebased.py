@@ -8,6 +8,7 @@ import pytest
 import gpuimg
 from gpuimg.errors import ImageFileError
 from gpuimg.images.filebased import types_filenames
+from gpuimg.images.fileholders import FileHolder
 
 
 @pytest.mark.parametrize(
@@ -75,3 +76,9 @@ def test_header_and_extra_are_kept():
     assert img.header["descrip"] == b"kept"
     assert img.header is not header
     assert img.extra == {"k": 1}
+
+
+def test_a_file_map_with_neither_name_nor_file_is_an_image_file_error():
+    """Not a TypeError from deep inside ``open``: the error says what the holder lacks."""
+    with pytest.raises(ImageFileError, match="neither a file name nor a file object"):
+        gpuimg.Nifti1Image.from_file_map({"image": FileHolder()})

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Any, Literal
 
 import numpy as np
 
@@ -77,7 +78,7 @@ def _scaled_int_ftype(raw_dtype: np.dtype, slope: float, inter: float, start: np
     for ftype in candidates:
         ends = np.array([info.min, info.max], dtype=raw_dtype).astype(ftype)
         with np.errstate(over="ignore", invalid="ignore"):
-            scaled = ends * ftype.type(slope) + ftype.type(inter)
+            scaled = np.add(np.multiply(ends, ftype.type(slope)), ftype.type(inter))
         if np.all(np.isfinite(scaled)):
             return ftype
     raise HeaderDataError(
@@ -259,8 +260,8 @@ def scale_into(
 
 def _scale_share(raw: np.ndarray, plan: ScalePlan, out: np.ndarray, index: int, count: int) -> None:
     """Scale share ``index`` of ``count`` equal shares of ``raw`` into ``out``."""
-    order = "F" if _is_fortran(out) else "C"
-    if raw.ndim > 1 and not raw.flags[f"{order}_CONTIGUOUS"]:
+    order: Literal["C", "F"] = "F" if _is_fortran(out) else "C"
+    if raw.ndim > 1 and not (raw.flags.f_contiguous if order == "F" else raw.flags.c_contiguous):
         # Another layout (Fortran-ordered data into a C-ordered batch): transpose tile by tile.
         every = list(tiles(raw.shape))
         per_share = -(-len(every) // count)
@@ -320,7 +321,7 @@ def scale_transposed_into(
             if not steps:
                 np.copyto(staged, part)
                 return
-            order = "F" if _is_fortran(staged) else "C"
+            order: Literal["C", "F"] = "F" if _is_fortran(staged) else "C"
             shaped = [buffer[: part.size].reshape(part.shape, order=order) for buffer in scratch]
             _scale_block(part, plan, [*shaped, staged])
 
@@ -355,7 +356,9 @@ def _scale_block(src: np.ndarray, plan: ScalePlan, targets: list[np.ndarray]) ->
     current, first_cast = src, 0
     if plan.work_dtype is not None:
         work = plan.work_dtype
-        ops = [(np.multiply, plan.slope)] if plan.slope is not None else []
+        ops: list[tuple[np.ufunc, Any]] = (
+            [(np.multiply, plan.slope)] if plan.slope is not None else []
+        )
         ops += [(np.add, plan.inter)] if plan.inter is not None else []
         last = targets[1] if len(targets) > 1 else targets[0]
         # Values past the work dtype's range become ±inf, as nibabel's float64-then-cast gives them;

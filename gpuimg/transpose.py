@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from typing import Literal
 
 import numpy as np
 
@@ -116,7 +117,7 @@ def convert_between_orders(
     return dst
 
 
-def order_of(array: np.ndarray) -> str:
+def order_of(array: np.ndarray) -> Literal["C", "F"]:
     """'F' when ``array``'s first axis varies fastest in memory, else 'C' (for any strides)."""
     if array.ndim > 1 and abs(array.strides[0]) < abs(array.strides[-1]):
         return "F"

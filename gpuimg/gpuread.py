@@ -32,6 +32,7 @@ import traceback
 from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from gpuimg import device as _device
 from gpuimg.device import (
@@ -215,7 +216,7 @@ def finish_result(cupy: Any, flat: Any, source: Any, consumer: Any) -> Any:
 
 
 def allocate_for(
-    cupy: Any, consumer: Any, work: Any, shape: Any, dtype: np.dtype, order: str
+    cupy: Any, consumer: Any, work: Any, shape: Any, dtype: DTypeLike, order: str
 ) -> Any:
     """A result array for ``consumer`` that gpuimg's ``work`` stream may write.
 

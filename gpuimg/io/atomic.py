@@ -31,10 +31,11 @@ import io
 import os
 import secrets
 import stat
-from typing import IO, TypeVar
+from typing import TypeVar
 
 from gpuimg.config import settings
 from gpuimg.io.openers import open_image_file
+from gpuimg.io.positioned import WritableFile
 
 __all__ = ["AtomicFiles"]
 
@@ -145,7 +146,7 @@ class AtomicFiles:
 
     def create(
         self, target: str | os.PathLike[str], *, compresslevel: int = 1, bgzf: bool = False
-    ) -> IO[bytes]:
+    ) -> WritableFile:
         """Open a file that will replace ``target``; ``.gz`` targets get a gzip (or BGZF) writer.
 
         Returns

@@ -24,14 +24,14 @@ import io
 import os
 import struct
 import threading
-from typing import IO, Any
+from typing import Any
 
 import deflate
 from isal import isal_zlib
 
 from gpuimg.config import parallel_for_each, reset_after_fork, settings
 from gpuimg.errors import CompressedStreamError, TruncatedDataError
-from gpuimg.io.positioned import PositionedReader, file_identity
+from gpuimg.io.positioned import PositionedReader, WritableFile, file_identity
 
 __all__ = [
     "BLOCK_DATA_SIZE",
@@ -259,7 +259,7 @@ class BgzfReader(PositionedReader):
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | int,
         *,
         name: str | None = None,
         index: BgzfIndex | None = None,
@@ -469,7 +469,7 @@ class BgzfWriter(io.RawIOBase):
         path: str | os.PathLike[str],
         compresslevel: int = 1,
         *,
-        fileobj: IO[bytes] | None = None,
+        fileobj: WritableFile | None = None,
     ) -> None:
         super().__init__()
         if compresslevel not in range(10):

@@ -17,12 +17,13 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import Any
 
 from gpuimg.config import reset_after_fork
 from gpuimg.errors import FileChangedError
 from gpuimg.io.bgzf import BgzfIndex, BgzfReader, is_bgzf_file
 from gpuimg.io.openers import GzipIndex, GzipReader, file_identity, is_gzip_path
+from gpuimg.io.positioned import ReadableFile
 
 __all__ = ["KEEP_FILE_OPEN_DEFAULT", "FileHandle"]
 
@@ -58,7 +59,7 @@ class FileHandle:
         self._keep_file_open = keep_file_open
         self._is_path = isinstance(path_or_fileobj, (str, os.PathLike))
         self._lock = threading.RLock()
-        self._kept: IO[bytes] | None = None
+        self._kept: ReadableFile | None = None
         self._kept_pid = 0
         self._kept_identity: tuple[int, ...] | None = None
         gzip = is_gzip_path(path_or_fileobj)
@@ -89,7 +90,7 @@ class FileHandle:
         return self._bgzf_index
 
     @contextmanager
-    def open(self) -> Iterator[IO[bytes]]:
+    def open(self) -> Iterator[ReadableFile]:
         """Hold the lock and yield an open binary file object.
 
         Yields
@@ -177,7 +178,7 @@ class FileHandle:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} keep_file_open={self._keep}>"
 
-    def _open_new(self, path: str | os.PathLike[str] | None = None) -> IO[bytes]:
+    def _open_new(self, path: str | os.PathLike[str] | None = None) -> ReadableFile:
         """Open ``path`` (default: the target), named as the target in messages."""
         path = self._target if path is None else path
         if self._bgzf_index is not None and is_bgzf_file(path):
@@ -186,7 +187,7 @@ class FileHandle:
             return GzipReader(path, name=self.name, index=self._gzip_index)
         return open(path, "rb")  # noqa: SIM115 - closed by open() or close()
 
-    def _kept_file(self) -> IO[bytes]:
+    def _kept_file(self) -> ReadableFile:
         """The kept file (lock held): opened on first use, reopened where it is no longer valid.
 
         In a process forked since it was opened, its position is shared with the parent's, so the same
@@ -242,7 +243,7 @@ class FileHandle:
             kept.close()
 
 
-def _raw_fileno(fileobj: IO[bytes]) -> int:
+def _raw_fileno(fileobj: ReadableFile) -> int:
     """The descriptor of the file under ``fileobj`` (the compressed file of a gzip or BGZF reader)."""
     if isinstance(fileobj, (GzipReader, BgzfReader)):
         return fileobj.raw.fileno()

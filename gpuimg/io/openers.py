@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import gzip
+import importlib
 import io
 import os
 import threading
@@ -27,19 +28,25 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
-from typing import IO, Any, BinaryIO
+from typing import Any, BinaryIO, Literal, overload
 
 from isal import igzip, isal_zlib
 
 from gpuimg.config import configure, reset_after_fork, settings
 from gpuimg.errors import CompressedStreamError
 from gpuimg.io.bgzf import BgzfReader, BgzfWriter, is_bgzf_file
-from gpuimg.io.positioned import PositionedReader, file_identity
+from gpuimg.io.positioned import PositionedReader, ReadableFile, WritableFile, file_identity
 
-try:
-    from zlib_ng import gzip_ng, zlib_ng
-except ImportError:  # optional: zlib-ng is only a faster engine
-    gzip_ng = zlib_ng = None
+
+def _optional_module(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:  # optional: zlib-ng is only a faster engine
+        return None
+
+
+gzip_ng = _optional_module("zlib_ng.gzip_ng")
+zlib_ng = _optional_module("zlib_ng.zlib_ng")
 
 __all__ = [
     "GzipIndex",
@@ -85,7 +92,7 @@ def is_gzip_path(file_like: Any) -> bool:
 
 # -- backends -------------------------------------------------------------------------------------
 
-_SEQUENTIAL_OPENERS: dict[str, Callable[..., IO[bytes]]] = {"isal": igzip.IGzipFile}
+_SEQUENTIAL_OPENERS: dict[str, Callable[..., io.BufferedIOBase]] = {"isal": igzip.IGzipFile}
 if gzip_ng is not None:
     _SEQUENTIAL_OPENERS["zlib-ng"] = gzip_ng.GzipNGFile
 _SEQUENTIAL_OPENERS["zlib"] = gzip.GzipFile
@@ -154,7 +161,7 @@ class SequentialGzipReader(io.RawIOBase):
         backend = get_gzip_backend()
         if backend in _DIRECT_READERS:
             direct = _DIRECT_READERS[backend](self._raw, _DIRECT_READ_BUFFER)
-            self._reader: IO[bytes] = io.BufferedReader(direct)
+            self._reader: io.BufferedIOBase = io.BufferedReader(direct)
         else:
             self._reader = _SEQUENTIAL_OPENERS[backend](fileobj=self._raw, mode="rb")
 
@@ -196,7 +203,7 @@ class SequentialGzipReader(io.RawIOBase):
             ) from error
 
 
-def open_sequential(path: str | os.PathLike[str], *, name: str | None = None) -> IO[bytes]:
+def open_sequential(path: str | os.PathLike[str], *, name: str | None = None) -> ReadableFile:
     """Open an image file for one forward pass: a :class:`SequentialGzipReader` or a plain file."""
     if is_gzip_path(path):
         return SequentialGzipReader(path, name=name)
@@ -580,7 +587,7 @@ class _GzipWriter(gzip.GzipFile):
     """Deterministic gzip writer (no file name, mtime 0 in the header), owning its file if it opened it."""
 
     def __init__(
-        self, path: str | os.PathLike[str], compresslevel: int, fileobj: IO[bytes] | None = None
+        self, path: str | os.PathLike[str], compresslevel: int, fileobj: WritableFile | None = None
     ) -> None:
         self._owned = open(path, "wb") if fileobj is None else None  # noqa: SIM115 - see close()
         try:
@@ -608,14 +615,32 @@ class _IGzipWriter(_GzipWriter, igzip.IGzipFile):
     """ISA-L flavour of :class:`_GzipWriter`."""
 
 
+@overload
+def open_image_file(
+    path: str | os.PathLike[str],
+    mode: Literal["rb"] = "rb",
+    *,
+    compresslevel: int = 1,
+    bgzf: bool = False,
+    fileobj: WritableFile | None = None,
+) -> ReadableFile: ...
+@overload
+def open_image_file(
+    path: str | os.PathLike[str],
+    mode: Literal["wb"],
+    *,
+    compresslevel: int = 1,
+    bgzf: bool = False,
+    fileobj: WritableFile | None = None,
+) -> WritableFile: ...
 def open_image_file(
     path: str | os.PathLike[str],
     mode: str = "rb",
     *,
     compresslevel: int = 1,
     bgzf: bool = False,
-    fileobj: IO[bytes] | None = None,
-) -> IO[bytes]:
+    fileobj: WritableFile | None = None,
+) -> ReadableFile | WritableFile:
     """Open an image file, decompressing or compressing ``.gz`` files.
 
     Parameters

@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -34,10 +34,15 @@ from gpuimg.io.openers import SequentialGzipReader, gzip_uncompressed_size, is_g
 from gpuimg.io.slicing import ReadPlan, canonical_slicer, plan_read, read_plan_into
 from gpuimg.scaling import ScalePlan, apply_scaling, plan_scaling, scale_into
 
-_MMAP_MODES = {True: "c", False: None, "c": "c", "r": "r"}
+_MMAP_MODES: dict[bool | str, Literal["c", "r"] | None] = {
+    True: "c",
+    False: None,
+    "c": "c",
+    "r": "r",
+}
 
 
-def normalize_mmap(mmap: Any) -> str | None:
+def normalize_mmap(mmap: Any) -> Literal["c", "r"] | None:
     """Map nibabel's ``mmap`` argument to a numpy memmap mode (or None for no memory map)."""
     try:
         return _MMAP_MODES[mmap]
@@ -429,7 +434,12 @@ class ArrayProxy:
                     return np.empty(self._shape, self._dtype, order="F")
                 with open(fd, "rb", closefd=False) as fileobj:
                     return np.memmap(
-                        fileobj, self._dtype, self._mmap, self._offset, self._shape, order="F"
+                        fileobj,
+                        self._dtype,
+                        mode=self._mmap,
+                        offset=self._offset,
+                        shape=self._shape,
+                        order="F",
                     )
         raw = np.empty(self._shape, self._dtype, order="F")
         with self._open_bgzf() as reader:

@@ -156,8 +156,8 @@ def plan_write(
 def plan_cast(
     in_dtype: np.dtype,
     out_dtype: np.dtype,
-    slope: float = 1.0,
-    inter: float = 0.0,
+    slope: float | np.floating[Any] = 1.0,
+    inter: float | np.floating[Any] = 0.0,
     *,
     low: float | np.number[Any] | None = None,
     high: float | np.number[Any] | None = None,

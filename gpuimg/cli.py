@@ -232,7 +232,9 @@ def _bench(args: argparse.Namespace) -> int:
         print("gpuimg bench: error: give FILE arguments or --sample", file=sys.stderr)
         return EXIT_USAGE
     devices = [args.device] if args.device else bench.default_devices()
-    libraries = {"gpuimg": bench.gpuimg_load}
+    libraries: dict[str, Callable[[str, np.dtype, str], tuple[Any, int]]] = {
+        "gpuimg": bench.gpuimg_load
+    }
     nib = optional_module("nibabel")
     if nib is not None:
         libraries["nibabel"] = bench.nibabel_loader(nib)

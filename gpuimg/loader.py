@@ -557,7 +557,9 @@ class _DeviceFiller:
     """
 
     def __init__(self, loader: Loader) -> None:
+        assert loader.device is not None, "a device filler is made for a GPU loader only"
         self._loader = loader
+        self._device: int = loader.device
         self._cupy = device_seam.get_cupy()
         self._local = threading.local()
         self._released: dict[int, Any] = {}
@@ -612,7 +614,7 @@ class _DeviceFiller:
 
     def release(self, buffer: Any) -> None:
         """The consumer is done queueing work on ``buffer``: workers write it only after that work."""
-        event = device_seam.current_stream_event(self._loader.device)
+        event = device_seam.current_stream_event(self._device)
         with self._lock:
             self._released[id(buffer)] = event
 

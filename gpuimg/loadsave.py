@@ -60,7 +60,7 @@ def load(filename: str | os.PathLike, *, mmap=True, keep_file_open=None):
     )
 
 
-_SAVE_CLASSES = {
+_SAVE_CLASSES: dict[str, dict[int, type[Nifti1Pair]]] = {
     ".nii": {1: Nifti1Image, 2: Nifti2Image},
     ".hdr": {1: Nifti1Pair, 2: Nifti2Pair},
     ".img": {1: Nifti1Pair, 2: Nifti2Pair},

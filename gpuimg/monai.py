@@ -36,10 +36,13 @@ _image_reader = import_optional(
 )
 _monai_utils = import_optional("monai.utils", package="monai", hint="pip install 'gpuimg[monai]'")
 
+#: MONAI's reader, imported at run time: not a base mypy can follow.
+_NibabelReader: Any = _image_reader.NibabelReader
+
 __all__ = ["GpuimgReader"]
 
 
-class GpuimgReader(_image_reader.NibabelReader):
+class GpuimgReader(_NibabelReader):
     """MONAI ``ImageReader`` for NIfTI files, read by gpuimg; a drop-in for ``NibabelReader``.
 
     Parameters

@@ -135,7 +135,9 @@ def __getattr__(name: str) -> Any:
 
 
 def _make_dataset_class(torch: ModuleType) -> type:
-    class NiftiDataset(torch.utils.data.Dataset):
+    dataset: Any = torch.utils.data.Dataset  # torch is imported on first use: no static base
+
+    class NiftiDataset(dataset):
         """Map-style dataset of image files: item ``i`` is ``(volume, affine)`` as tensors.
 
         Parameters

@@ -103,9 +103,9 @@ class FileBasedImage:
         return file_map
 
     @classmethod
-    def from_filename(cls, filename: str | os.PathLike, **kwargs):
+    def from_filename(cls, filename: str | os.PathLike) -> Any:
         """Load an image of this class from ``filename``."""
-        return cls.from_file_map(cls.filespec_to_file_map(filename), **kwargs)
+        return cls.from_file_map(cls.filespec_to_file_map(filename))
 
     load = from_filename
 

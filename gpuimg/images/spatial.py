@@ -198,4 +198,10 @@ class SpatialFirstSlicer:
         for axis, item in enumerate(self.check_slicing(slicer, return_spatial=True)):
             transform[axis, axis] = item.step
             transform[axis, 3] = item.start
-        return self.img.affine @ transform
+        affine = self.img.affine
+        if affine is None:
+            raise ValueError(
+                f"cannot slice an image with no affine: the sliced image's affine is unknown "
+                f"(slicer {slicer!r})"
+            )
+        return affine @ transform

@@ -100,6 +100,7 @@ OPTIONS: dict[str, _Option] = {
     ),
     "checkpoint_spacing": _integer(1 << 20, 1),
     "window_bytes": _integer(4 << 20, 0),
+    "gzip_index_bytes": _integer(1 << 30, 0),
 }
 
 
@@ -150,6 +151,9 @@ class Settings:
     window_bytes : int
         Decompressed bytes a gzip seek index keeps from the last read, so the next read of nearby
         data needs no decompression.
+    gzip_index_bytes : int
+        Memory all gzip seek indexes of the process may hold together (checkpoints and kept bytes).
+        Past it, the least recently used indexes are emptied; they rebuild as their files are read.
     """
 
     threads: int
@@ -163,6 +167,7 @@ class Settings:
     gzip_backend: str | None
     checkpoint_spacing: int
     window_bytes: int
+    gzip_index_bytes: int
 
     def __init__(self) -> None:
         for name, option in OPTIONS.items():

@@ -56,6 +56,7 @@ VALUES = {
     "gzip_backend": ("zlib", ["snappy", "", 3]),
     "checkpoint_spacing": (1 << 16, [0, -5]),
     "window_bytes": (0, [-1, None]),
+    "gzip_index_bytes": (1 << 20, [-1, 1.5]),
 }
 
 

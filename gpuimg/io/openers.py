@@ -23,7 +23,9 @@ import importlib
 import io
 import os
 import threading
+import weakref
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,6 +69,8 @@ __all__ = [
 #: volume of a 4D image, say) is served from memory.
 READ_AHEAD_BYTES = 1 << 20
 
+#: Memory of one checkpoint's decompressor snapshot (measured 40-50 KiB), for the memory cap.
+_CHECKPOINT_BYTES = 48 << 10
 _INPUT_CHUNK = 64 * 1024  # compressed bytes fed per call: small keeps unconsumed_tail cheap
 _OUTPUT_CHUNK = 256 * 1024  # largest intermediate bytes object a streaming read makes
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -301,6 +305,23 @@ class GzipIndex:
             start, data = start + len(data) - self.window, data[-self.window :]
         with self._lock:
             self._recent_start, self._recent = start, data
+        _index_memory.report(self, self.nbytes)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the index holds: its checkpoints (estimated) and its kept bytes."""
+        return len(self._points) * _CHECKPOINT_BYTES + len(self._recent)
+
+    def empty(self) -> None:
+        """Drop the checkpoints and kept bytes (to free memory); reads rebuild them as they go."""
+        with self._lock:
+            self._empty_locked()
+
+    def _empty_locked(self) -> None:
+        self._points.clear()
+        self._positions.clear()
+        self._resume = None
+        self._recent = b""
 
     def copy_recent(self, position: int, dest: memoryview) -> int:
         """Copy what the kept bytes hold from ``position`` into ``dest``; the count (0 if none)."""
@@ -316,10 +337,7 @@ class GzipIndex:
         """Tie the index to a file identity, emptying it if it indexed another."""
         with self._lock:
             if identity != self._identity:
-                self._points.clear()
-                self._positions.clear()
-                self._resume = None
-                self._recent = b""
+                self._empty_locked()
                 self.uncompressed_size = None
                 self._identity = identity
 
@@ -331,9 +349,11 @@ class GzipIndex:
     def add(self, checkpoint: _Checkpoint) -> None:
         """Append a checkpoint beyond the furthest one (others are ignored)."""
         with self._lock:
-            if checkpoint.out_pos > self.furthest:
-                self._points.append(checkpoint)
-                self._positions.append(checkpoint.out_pos)
+            if checkpoint.out_pos <= self.furthest:
+                return
+            self._points.append(checkpoint)
+            self._positions.append(checkpoint.out_pos)
+        _index_memory.report(self, self.nbytes)
 
     def remember_resume_point(self, checkpoint: _Checkpoint) -> None:
         """Keep where the last reader stopped, so a next reader of what follows starts right there.
@@ -353,6 +373,49 @@ class GzipIndex:
             if resume is not None and best.out_pos < resume.out_pos <= position:
                 return resume
             return best
+
+
+class _IndexMemory:
+    """The memory of every live :class:`GzipIndex`, held under ``settings.gzip_index_bytes`` (LRU).
+
+    An index reports its size after each change, without holding its own lock; the least recently
+    changed other indexes are emptied while the total is over the cap. Only this order of locks
+    (this one, then an index's) is ever taken, so two indexes reporting at once cannot deadlock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sizes: OrderedDict[int, tuple[weakref.ref[GzipIndex], int]] = OrderedDict()
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+    def total(self) -> int:
+        """Bytes held by the live indexes."""
+        with self._lock:
+            return sum(size for ref, size in self._sizes.values() if ref() is not None)
+
+    def report(self, index: GzipIndex, size: int) -> None:
+        """``index`` now holds ``size`` bytes and was just used; empty others while over the cap."""
+        with self._lock:
+            self._sizes[id(index)] = (weakref.ref(index), size)
+            self._sizes.move_to_end(id(index))
+            for key, (ref, _) in list(self._sizes.items()):
+                if ref() is None:
+                    del self._sizes[key]
+            total = sum(size for _, size in self._sizes.values())
+            for key, (ref, held) in list(self._sizes.items()):
+                if total <= settings.gzip_index_bytes or key == id(index):
+                    break
+                other = ref()
+                if other is not None:
+                    other.empty()
+                del self._sizes[key]
+                total -= held
+
+
+_index_memory = _IndexMemory()
 
 
 def _file_identity(raw: Any) -> tuple[int, ...] | None:

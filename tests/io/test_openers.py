@@ -387,3 +387,26 @@ def test_read_ahead_serves_the_next_read_from_memory(truth):
         reader.seek(len(truth) - 10)
         out = bytearray(50)
         assert reader.readinto(out) == 10 and bytes(out[:10]) == truth[-10:]
+
+
+def test_gzip_indexes_stay_under_the_memory_cap_and_rebuild(gz_files, truth, monkeypatch):
+    """Indexes over ``gzip_index_bytes`` are emptied least recently used first; reads stay right.
+
+    The index being read is never emptied by its own report, so the cap is at least one index.
+    """
+    full = GzipIndex(SPACING, window=0)
+    with GzipReader(gz_files["single"], index=full) as reader:
+        reader.read()
+    assert full.nbytes >= 3 * openers._CHECKPOINT_BYTES  # a full index holds several checkpoints
+    monkeypatch.setattr(openers.settings, "gzip_index_bytes", full.nbytes * 3 // 2)
+    indexes = [GzipIndex(SPACING, window=0) for _ in range(3)]
+    for index in indexes:
+        with GzipReader(gz_files["single"], index=index) as reader:
+            assert reader.read() == truth
+        assert openers._index_memory.total() <= openers.settings.gzip_index_bytes
+    assert len(full) == 0 and len(indexes[0]) == 0 and len(indexes[-1]) > 0  # oldest went first
+    with GzipReader(gz_files["single"], index=indexes[0]) as reader:  # rebuilds transparently
+        reader.seek(len(truth) - 100)
+        assert reader.read() == truth[-100:]
+    assert len(indexes[0]) > 0
+    assert openers._index_memory.total() <= openers.settings.gzip_index_bytes

@@ -6,4 +6,8 @@ from gpuimg.errors import HeaderDataError
 from gpuimg.formats.analyze import AnalyzeImage
 from gpuimg.headers.analyze import AnalyzeHeader
 
-__all__ = ["AnalyzeHeader", "AnalyzeImage", "HeaderDataError"]
+#: nibabel's module-level reader and writer of this format.
+load = AnalyzeImage.from_filename
+save = AnalyzeImage.instance_to_filename
+
+__all__ = ["AnalyzeHeader", "AnalyzeImage", "HeaderDataError", "load", "save"]

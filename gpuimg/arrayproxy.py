@@ -79,15 +79,28 @@ class ArrayProxy:
         left out (offset 0, slope 1, inter 0).
     mmap : {True, False, 'c', 'r'}, optional, keyword only
         Memory-map uncompressed files for whole-array unscaled reads (True means 'c').
+    order : {None, 'F', 'C'}, optional, keyword only
+        Layout of the array on disk: 'F' (None, the default: NIfTI and Analyze) or 'C'. A 'C' proxy is
+        read as the Fortran array of the reversed shape, transposed; :meth:`read_plan` and
+        :meth:`read_raw_into` speak of that on-disk layout.
     keep_file_open : {None, True, False}, optional, keyword only
         True keeps one open handle (and, for gzip, its seek index) for the proxy's lifetime.
     """
 
-    def __init__(self, file_like, spec, *, mmap=True, keep_file_open=None) -> None:
+    def __init__(self, file_like, spec, *, mmap=True, order=None, keep_file_open=None) -> None:
+        if order not in (None, "F", "C"):
+            raise ValueError(f"order should be one of {{None, 'C', 'F'}}, found {order!r}")
+        self._order = order or "F"
         self._mmap = normalize_mmap(mmap)
         self._keep_file_open = normalize_keep_file_open(keep_file_open)
         if isinstance(spec, tuple):
-            shape, dtype, offset, slope, inter = (spec + (0, 1.0, 0.0))[:5]
+            if not 2 <= len(spec) <= 5:
+                raise TypeError(
+                    "spec tuple should be (shape, dtype[, offset[, slope[, inter]]]), "
+                    f"found {len(spec)} entries"
+                )
+            # Entries left out take their defaults: offset 0, slope 1, inter 0.
+            shape, dtype, offset, slope, inter = tuple(spec) + (0, 1.0, 0.0)[len(spec) - 2 :]
         else:
             shape, dtype, offset = (
                 spec.get_data_shape(),
@@ -95,7 +108,8 @@ class ArrayProxy:
                 spec.get_data_offset(),
             )
             slope, inter = spec.get_slope_inter()
-        self._shape = tuple(int(n) for n in shape)
+        # The shape of the on-disk (Fortran) layout: reversed for a C-order array.
+        self._shape = tuple(int(n) for n in shape)[:: -1 if self._order == "C" else 1]
         self._dtype = np.dtype(dtype)
         self._offset = int(offset)
         self._slope = 1.0 if slope is None else float(slope)
@@ -105,12 +119,20 @@ class ArrayProxy:
         self._gzip_size_checked = False
 
     # -- the proxy protocol -------------------------------------------------------------------------
-    is_proxy = True
+    @property
+    def is_proxy(self) -> bool:
+        """Always True: this object follows the array proxy protocol."""
+        return True
 
     @property
     def shape(self) -> tuple[int, ...]:
-        """Shape of the array on disk."""
-        return self._shape
+        """Shape of the array."""
+        return self._shape[:: -1 if self._order == "C" else 1]
+
+    @property
+    def order(self) -> str:
+        """Layout of the array on disk: 'F' (Fortran, column-major) or 'C' (row-major)."""
+        return self._order
 
     @property
     def ndim(self) -> int:
@@ -170,10 +192,31 @@ class ArrayProxy:
         """Which bytes a read of ``slicer`` needs (see :func:`gpuimg.io.slicing.plan_read`)."""
         return plan_read(slicer, self._shape, self._dtype.itemsize, self._offset)
 
+    def reshape(self, shape) -> ArrayProxy:
+        """A proxy of the same data with another shape (one entry may be -1), in the same order."""
+        size = int(np.prod(self._shape, dtype=object))
+        shape = tuple(int(n) for n in shape)
+        unknown = [axis for axis, n in enumerate(shape) if n == -1]
+        if len(unknown) > 1:
+            raise ValueError(f"can only specify one unknown dimension, found shape {shape}")
+        if unknown:
+            known = -int(np.prod(shape, dtype=object))
+            fill = size // known if known else 0
+            shape = shape[: unknown[0]] + (fill,) + shape[unknown[0] + 1 :]
+        if int(np.prod(shape, dtype=object)) != size:
+            raise ValueError(f"cannot reshape array of size {size} into shape {shape}")
+        return type(self)(
+            self._file_like,
+            (shape, self._dtype, self._offset, self._slope, self._inter),
+            mmap=self._mmap or False,
+            order=self._order,
+            keep_file_open=self._keep_file_open,
+        )
+
     def get_unscaled(self) -> np.ndarray:
         """Read the whole array in its on-disk dtype, without scaling."""
         self._check_gzip_holds_data()
-        return self._read_whole_raw()
+        return self._in_order(lambda _: self._read_whole_raw(), ())
 
     def get_scaled(self, dtype=None, slicer=()) -> np.ndarray:
         """Read ``self[slicer]`` scaled, as nibabel's ``ArrayProxy`` returns it.
@@ -185,12 +228,19 @@ class ArrayProxy:
         slicer : index, optional
             Any basic numpy index; the default reads everything.
         """
+        return self._in_order(
+            lambda layout_slicer: self._get_layout_scaled(dtype, layout_slicer), slicer
+        )
+
+    def _get_layout_scaled(self, dtype, slicer) -> np.ndarray:
+        """:meth:`get_scaled` of the on-disk (Fortran) layout."""
         plan = self.scale_plan(dtype)
         self._check_gzip_holds_data(slicer)
         if _selects_everything(slicer, self._shape):
             if plan.is_identity:
                 return self._read_whole_raw()
-            return self.read_scaled_into(np.empty(self._shape, plan.out_dtype, order="F"), dtype)
+            out = np.empty(self._shape, plan.out_dtype, order="F")
+            return self._read_layout_scaled_into(out, dtype)
         raw = self._read_slice_raw(slicer)
         return apply_scaling(raw, plan)
 
@@ -208,7 +258,8 @@ class ArrayProxy:
         Parameters
         ----------
         out : numpy.ndarray
-            Fortran-contiguous, of the proxy's shape and of ``self.scale_plan(dtype).out_dtype``.
+            Of the proxy's shape and of ``self.scale_plan(dtype).out_dtype``; contiguous in the proxy's
+            order (Fortran for 'F', C for 'C').
         dtype : numpy dtype, optional
             As for :meth:`get_scaled`.
 
@@ -217,6 +268,11 @@ class ArrayProxy:
         numpy.ndarray
             ``out``.
         """
+        self._read_layout_scaled_into(out.T if self._order == "C" else out, dtype)
+        return out
+
+    def _read_layout_scaled_into(self, out: np.ndarray, dtype) -> np.ndarray:
+        """:meth:`read_scaled_into` for ``out`` in the on-disk (Fortran) layout."""
         plan = self.scale_plan(dtype)
         if out.shape != self._shape or out.dtype != plan.out_dtype or not out.flags.f_contiguous:
             raise ValueError(
@@ -365,6 +421,12 @@ class ArrayProxy:
         :mod:`gpuimg.gpuread`. A BGZF file's compressed blocks are decoded on the device by nvCOMP
         when it is installed and the read fits its batch (see :mod:`gpuimg.gpudecode`).
         """
+        return self._in_order(
+            lambda layout_slicer: self._layout_to_device(layout_slicer, dtype, device), slicer
+        )
+
+    def _layout_to_device(self, slicer, dtype, device):
+        """:meth:`to_device` of the on-disk (Fortran) layout."""
         self._check_gzip_holds_data(slicer)
         read, plan = self.read_plan(slicer), self.scale_plan(dtype)
         with self._open_bgzf() as reader:
@@ -378,6 +440,23 @@ class ArrayProxy:
             return read_to_device(source, plan, device=device, name=self.name)
 
     # -- internals ----------------------------------------------------------------------------------
+    def _in_order(self, read_layout, slicer):
+        """``read_layout(layout slicer)``, given in the proxy's order.
+
+        A C-order array is the transpose of the Fortran array of the reversed shape: its slicer is
+        reversed (ints drop their axes either way), the result transposed, and new axes put back.
+        """
+        if self._order == "F":
+            return read_layout(slicer)
+        canonical = canonical_slicer(slicer, self.shape)
+        axes = tuple(item for item in canonical if item is not None)
+        result = read_layout(axes[::-1]).T
+        if None not in canonical:
+            return result
+        return result[
+            tuple(None if i is None else slice(None) for i in canonical if not isinstance(i, int))
+        ]
+
     def _check_gzip_holds_data(self, slicer=()) -> None:
         """Before allocating for a gzip file, make sure it holds the data its header promises.
 
@@ -640,3 +719,17 @@ def is_proxy(obj: Any) -> bool:
         return obj.is_proxy is True
     except AttributeError:
         return False
+
+
+def reshape_dataobj(obj: Any, shape: tuple[int, ...]) -> Any:
+    """``obj`` reshaped: by its own ``reshape`` when it has one (a proxy stays a proxy), else numpy's."""
+    return obj.reshape(shape) if hasattr(obj, "reshape") else np.reshape(obj, shape)
+
+
+def get_obj_dtype(obj: Any) -> np.dtype:
+    """The dtype ``np.asarray(obj)`` would have; a proxy reads (and scales) one value to find it."""
+    if is_proxy(obj):
+        return obj[(0,) * len(obj.shape)].dtype
+    if hasattr(obj, "dtype"):
+        return np.dtype(obj.dtype)
+    return np.asanyarray(obj).dtype

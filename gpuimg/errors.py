@@ -36,6 +36,15 @@ class HeaderDataError(GpuimgError, ValueError):
     """A header value is invalid (set by the caller, or inconsistent on read)."""
 
 
+class HeaderTypeError(HeaderDataError):
+    """A header of this type cannot store the value: e.g. scale factors in plain Analyze, an intercept
+    in SPM (nibabel's ``spatialimages.HeaderTypeError``; also a :class:`HeaderDataError`)."""
+
+
+class FileHolderError(GpuimgError, ValueError):
+    """A file holder has neither a filename nor a file object to open."""
+
+
 class WriterError(GpuimgError, ValueError):
     """Data cannot be written as the on-disk type (nibabel's ``arraywriters.WriterError``).
 

@@ -7,6 +7,6 @@ as an image (gpuimg's class: it also is an ``OSError``, and is not nibabel's cla
 from __future__ import annotations
 
 from gpuimg.errors import ImageFileError
-from gpuimg.images.filebased import FileBasedImage
+from gpuimg.images.filebased import FileBasedImage, SerializableImage
 
-__all__ = ["FileBasedImage", "ImageFileError"]
+__all__ = ["FileBasedImage", "ImageFileError", "SerializableImage"]

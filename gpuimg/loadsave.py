@@ -29,7 +29,7 @@ def image_class_for(filename: str | os.PathLike):
     except FileNotFoundError:
         raise FileNotFoundError(f"No such file or no access: '{name}'") from None
     if size == 0:
-        raise ImageFileError(f"{name}: empty file")
+        raise ImageFileError(f"Empty file: '{name}'")  # nibabel's wording
     sniff = None
     for image_class in IMAGE_CLASSES:
         maybe, sniff = image_class.path_maybe_image(name, sniff)

@@ -7,10 +7,12 @@ module only gathers them, with the code tables and ``load``/``save``, under niba
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from gpuimg.errors import ImageFileError
 from gpuimg.formats.nifti1 import Nifti1Image, Nifti1Pair
 from gpuimg.headers import codes as _codes
+from gpuimg.headers.extensions import NiftiExtension
 from gpuimg.headers.extensions import NiftiExtension as Nifti1Extension
 from gpuimg.headers.extensions import NiftiExtensions as Nifti1Extensions
 from gpuimg.headers.nifti1 import Nifti1Header, Nifti1PairHeader
@@ -23,20 +25,27 @@ unit_codes = _codes.UNIT_CODES
 xform_codes = _codes.XFORM_CODES
 
 
-def load(filename: str | os.PathLike) -> Nifti1Image | Nifti1Pair:
-    """Load a NIfTI-1 image (single file, else pair) from ``filename``."""
-    try:
-        return Nifti1Image.from_filename(filename)
-    except ImageFileError:
-        return Nifti1Pair.from_filename(filename)
+def single_or_pair(single: type, pair: type) -> tuple[Callable, Callable]:
+    """nibabel's module-level ``load`` and ``save`` of one NIfTI version: a single file, else a pair."""
+
+    def load(filename: str | os.PathLike):
+        """Load a single-file image from ``filename``, else a pair."""
+        try:
+            return single.from_filename(filename)
+        except ImageFileError:
+            return pair.from_filename(filename)
+
+    def save(img, filename: str | os.PathLike) -> None:
+        """Save ``img`` to ``filename``: a single file for .nii, else a pair."""
+        try:
+            single.instance_to_filename(img, filename)
+        except ImageFileError:
+            pair.instance_to_filename(img, filename)
+
+    return load, save
 
 
-def save(img, filename: str | os.PathLike) -> None:
-    """Save ``img`` as NIfTI-1 to ``filename`` (a single file for .nii, else a pair)."""
-    try:
-        Nifti1Image.instance_to_filename(img, filename)
-    except ImageFileError:
-        Nifti1Pair.instance_to_filename(img, filename)
+load, save = single_or_pair(Nifti1Image, Nifti1Pair)
 
 
 __all__ = [
@@ -46,6 +55,7 @@ __all__ = [
     "Nifti1Image",
     "Nifti1Pair",
     "Nifti1PairHeader",
+    "NiftiExtension",
     "extension_codes",
     "intent_codes",
     "load",

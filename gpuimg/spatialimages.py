@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from gpuimg.errors import HeaderDataError, ImageFileError
+from gpuimg.errors import HeaderDataError, HeaderTypeError, ImageFileError
 from gpuimg.images.spatial import SpatialFirstSlicer, SpatialImage
 
-__all__ = ["HeaderDataError", "ImageFileError", "SpatialFirstSlicer", "SpatialImage"]
+__all__ = [
+    "HeaderDataError",
+    "HeaderTypeError",
+    "ImageFileError",
+    "SpatialFirstSlicer",
+    "SpatialImage",
+]

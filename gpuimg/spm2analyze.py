@@ -5,4 +5,8 @@ from __future__ import annotations
 from gpuimg.formats.analyze import Spm2AnalyzeImage
 from gpuimg.headers.spm import Spm2AnalyzeHeader
 
-__all__ = ["Spm2AnalyzeHeader", "Spm2AnalyzeImage"]
+#: nibabel's module-level reader and writer of this format.
+load = Spm2AnalyzeImage.from_filename
+save = Spm2AnalyzeImage.instance_to_filename
+
+__all__ = ["Spm2AnalyzeHeader", "Spm2AnalyzeImage", "load", "save"]

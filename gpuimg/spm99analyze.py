@@ -5,4 +5,8 @@ from __future__ import annotations
 from gpuimg.formats.analyze import Spm99AnalyzeImage
 from gpuimg.headers.spm import Spm99AnalyzeHeader
 
-__all__ = ["Spm99AnalyzeHeader", "Spm99AnalyzeImage"]
+#: nibabel's module-level reader and writer of this format.
+load = Spm99AnalyzeImage.from_filename
+save = Spm99AnalyzeImage.instance_to_filename
+
+__all__ = ["Spm99AnalyzeHeader", "Spm99AnalyzeImage", "load", "save"]

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gpuimg
-from gpuimg.arrayproxy import ArrayProxy
+from gpuimg.arrayproxy import ArrayProxy, get_obj_dtype, reshape_dataobj
 from gpuimg.arrayproxy import _ReadScalePipeline as ReadScalePipeline
 from tests.oracle import FORMATS, write_with_nibabel
 
@@ -137,6 +137,33 @@ def test_tuple_spec_and_file_object(tmp_path):
         np.testing.assert_array_equal(np.asarray(proxy), data * 2.0 + 1.0)
         np.testing.assert_array_equal(proxy[1, :, 2], data[1, :, 2] * 2.0 + 1.0)
         assert not fileobj.closed
+
+
+@pytest.mark.parametrize(
+    "spec, scaled",
+    [
+        (((2, 3, 4), "<i4"), lambda d: d),  # no offset: the file starts with the data
+        (((2, 3, 4), "<i4", 16), lambda d: d),
+        (((2, 3, 4), "<i4", 16, 2.0), lambda d: d * 2.0),
+        (((2, 3, 4), "<i4", 16, 2.0, 1.0), lambda d: d * 2.0 + 1.0),
+    ],
+    ids=["2-tuple", "3-tuple", "4-tuple", "5-tuple"],
+)
+def test_short_tuple_specs_default_to_unscaled(tmp_path, spec, scaled):
+    """nibabel's ``(shape, dtype[, offset[, slope[, inter]]])``: entries left out mean offset 0, slope 1, inter 0."""
+    data = np.arange(24, dtype="<i4").reshape(2, 3, 4, order="F")
+    offset = spec[2] if len(spec) > 2 else 0
+    path = tmp_path / "raw.bin"
+    path.write_bytes(b"x" * offset + data.tobytes(order="F"))
+    proxy = ArrayProxy(path, spec)
+    np.testing.assert_array_equal(np.asarray(proxy), scaled(data))
+    np.testing.assert_array_equal(proxy[1, :, 2], scaled(data)[1, :, 2])
+
+
+@pytest.mark.parametrize("spec", [((2, 3, 4),), ((2, 3, 4), "<i4", 0, 1.0, 0.0, "F")])
+def test_tuple_spec_of_wrong_length_is_refused(tmp_path, spec):
+    with pytest.raises(TypeError, match="spec tuple"):
+        ArrayProxy(tmp_path / "raw.bin", spec)
 
 
 def test_memmap_for_unscaled_uncompressed(tmp_path):
@@ -298,3 +325,64 @@ def test_read_scale_pipeline_reads_in_order_and_never_overwrites_a_slot(helpers,
     assert read_order == list(range(40))
     assert sorted(scaled) == list(range(40))
     assert slot_holder == {}
+
+
+@pytest.mark.parametrize("order", ["F", "C"])
+def test_order_reads_either_layout(tmp_path, order):
+    data = np.arange(120, dtype="<i2").reshape(2, 3, 4, 5)
+    path = tmp_path / "raw.bin"
+    path.write_bytes(b"xy" + data.tobytes(order=order))
+    proxy = ArrayProxy(path, (data.shape, data.dtype, 2, 2.0, 1.0), order=order)
+    expected = data * 2.0 + 1.0
+    assert (proxy.shape, proxy.order) == (data.shape, order)
+    np.testing.assert_array_equal(np.asarray(proxy), expected)
+    np.testing.assert_array_equal(proxy.get_unscaled(), data)
+    for slicer in [
+        (1,),
+        (slice(None), 0, None, slice(1, 3)),
+        (Ellipsis, 2),
+        (None, 1, slice(None, None, -1)),
+    ]:
+        np.testing.assert_array_equal(proxy[slicer], expected[slicer])
+    out = np.empty(data.shape, np.float64, order=order)
+    assert proxy.read_scaled_into(out) is out
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_order_must_be_f_or_c(tmp_path):
+    with pytest.raises(ValueError, match="order should be one of"):
+        ArrayProxy(tmp_path / "raw.bin", ((2, 3), "<i2"), order="A")
+
+
+@pytest.mark.parametrize("order", ["F", "C"])
+def test_reshape_keeps_a_proxy_of_the_same_bytes(tmp_path, order):
+    data = np.arange(24, dtype="<f4").reshape(2, 3, 4)
+    path = tmp_path / "raw.bin"
+    path.write_bytes(data.tobytes(order=order))
+    proxy = ArrayProxy(path, (data.shape, data.dtype), order=order)
+    for shape in [(6, 4), (-1, 2), (24,)]:
+        reshaped = reshape_dataobj(proxy, shape)
+        assert gpuimg.is_proxy(reshaped) and reshaped.order == order
+        np.testing.assert_array_equal(np.asarray(reshaped), data.reshape(shape, order=order))
+    with pytest.raises(ValueError, match="cannot reshape array of size 24"):
+        proxy.reshape((5, 5))
+    with pytest.raises(ValueError, match="one unknown dimension"):
+        proxy.reshape((-1, -1))
+    np.testing.assert_array_equal(reshape_dataobj(data, (4, 6)), data.reshape(4, 6))
+
+
+def test_is_proxy_cannot_be_assigned(image_path):
+    proxy = gpuimg.load(image_path).dataobj
+    with pytest.raises(AttributeError):
+        proxy.is_proxy = False
+    assert proxy.is_proxy is True
+
+
+def test_get_obj_dtype_is_the_dtype_of_the_array(tmp_path):
+    data = np.arange(6, dtype="<i2").reshape(2, 3)
+    path = tmp_path / "raw.bin"
+    path.write_bytes(data.tobytes(order="F"))
+    assert get_obj_dtype(ArrayProxy(path, (data.shape, data.dtype))) == np.int16
+    assert get_obj_dtype(ArrayProxy(path, (data.shape, data.dtype, 0, 2.0))) == np.float64
+    assert get_obj_dtype(data) == np.int16
+    assert get_obj_dtype([[1.5, 2]]) == np.float64

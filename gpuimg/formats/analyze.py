@@ -113,11 +113,11 @@ class AnalyzeImage(SpatialImage):
         header = self._header.copy()
         if dtype is not None:
             header.set_data_dtype(dtype)
-        data, factors, cast = self._data_to_write(header)
+        hdr_fh, img_fh = self._header_and_image(file_map)
+        data, factors, cast = self._data_to_write(header, img_fh.filename or "<image>")
         if factors is not None:
             slope, inter = factors
             header.set_slope_inter(slope, inter if header.has_data_intercept else None)
-        hdr_fh, img_fh = self._header_and_image(file_map)
         with _AtomicFiles(settings.bgzf if bgzf is None else bgzf) as files:
             hdr_file = files.open(hdr_fh)
             img_file = hdr_file if hdr_fh.same_file_as(img_fh) else files.open(img_fh)
@@ -131,9 +131,9 @@ class AnalyzeImage(SpatialImage):
         self.file_map = file_map
 
     def _data_to_write(
-        self, header: AnalyzeHeader
+        self, header: AnalyzeHeader, name: str
     ) -> tuple[Any, tuple[np.float32, np.float32] | None, CastPlan]:
-        """The array to write, the factors to store (None: keep the header's), and its cast.
+        """The array to write to file ``name``, the factors to store (None: keep the header's), its cast.
 
         A proxy image whose on-disk type is kept is written losslessly: its raw values with its own scale
         factors, unless the caller set factors on the header. Anything else is written from its (scaled)
@@ -159,7 +159,7 @@ class AnalyzeImage(SpatialImage):
             has_slope=header.has_data_slope,
             has_inter=header.has_data_intercept,
             scale=scale,
-            name=self.get_filename() or "<image>",
+            name=name,
         )
         return data, ((plan.slope, plan.inter) if scale else None), plan.cast
 

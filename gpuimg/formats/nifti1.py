@@ -8,6 +8,7 @@ import numpy as np
 
 from gpuimg.formats.analyze import AnalyzeImage
 from gpuimg.headers.nifti1 import Nifti1Header, Nifti1PairHeader
+from gpuimg.images.filebased import SerializableImage
 
 _DANGEROUS_DEFAULT_DTYPES = (np.dtype("int64"), np.dtype("uint64"))
 
@@ -70,8 +71,8 @@ class Nifti1Pair(AnalyzeImage):
         self._affine = self._header.get_best_affine()
 
 
-class Nifti1Image(Nifti1Pair):
-    """NIfTI-1 image in a single .nii file."""
+class Nifti1Image(Nifti1Pair, SerializableImage):
+    """NIfTI-1 image in a single .nii file; also reads from and writes to bytes and streams."""
 
     header_class = Nifti1Header
     files_types = (("image", ".nii"),)

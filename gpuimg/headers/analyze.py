@@ -13,7 +13,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from gpuimg.errors import HeaderDataError, HeaderError
+from gpuimg.errors import HeaderDataError, HeaderError, HeaderTypeError
 from gpuimg.headers.codes import ANALYZE_DATA_TYPES, CodeTable, DataTypeTable
 from gpuimg.headers.structured import UNNAMED, StructuredHeader, header_error
 
@@ -327,10 +327,16 @@ class AnalyzeHeader(StructuredHeader):
         return None, None
 
     def set_slope_inter(self, slope: float | None, inter: float | None = None) -> None:
-        """Accept only "no scaling": `slope` None, NaN or 1 and `inter` None, NaN or 0."""
+        """Accept only "no scaling": `slope` None, NaN or 1 and `inter` None, NaN or 0.
+
+        Raises
+        ------
+        HeaderTypeError
+            For any other factors: Analyze headers cannot store them.
+        """
         if _is_unset_or(slope, 1) and _is_unset_or(inter, 0):
             return
-        raise HeaderDataError(
+        raise HeaderTypeError(
             f"{type(self).__name__} cannot store slope {slope} / intercept {inter}; "
             "expected slope 1 and intercept 0"
         )

@@ -65,6 +65,10 @@ class CodeTable:
         except KeyError:
             raise KeyError(f"unknown {self.name} {key!r}") from None
 
+    def keys(self) -> list[Hashable]:
+        """Every key the table answers to: codes, labels and aliases (nibabel's ``Recoder.keys``)."""
+        return list(self._codes)
+
     def code(self, key: Hashable) -> int:
         """Return the integer code for a code, label or alias."""
         if key not in self:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from gpuimg.errors import HeaderDataError
+from gpuimg.errors import HeaderDataError, HeaderTypeError
 from gpuimg.headers import analyze
 
 
@@ -71,16 +71,19 @@ class SpmAnalyzeHeader(analyze.AnalyzeHeader):
         Raises
         ------
         HeaderDataError
-            For a slope of 0 or ±inf, or a non-zero intercept.
+            For a slope of 0 or ±inf.
+        HeaderTypeError
+            For a non-zero intercept: SPM99 headers cannot store one.
         """
         slope = np.nan if slope is None else slope
         if slope == 0 or np.isinf(slope):
             raise HeaderDataError(f"slope is {slope}, expected a finite non-zero value or NaN")
+        # As nibabel does, the slope is stored even when the intercept is then refused.
+        self._structarr["scl_slope"] = slope
         if not (inter is None or inter == 0 or np.isnan(inter)):
-            raise HeaderDataError(
+            raise HeaderTypeError(
                 f"{type(self).__name__} cannot store intercept {inter}; expected None, NaN or 0"
             )
-        self._structarr["scl_slope"] = slope
 
     def get_origin_affine(self) -> np.ndarray:
         """Return the affine from voxel sizes, translated to the ``origin`` voxel when it is plausible.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import urllib.request
 from typing import Any, ClassVar
 
 from gpuimg.errors import ImageFileError
@@ -73,7 +75,11 @@ class FileBasedImage:
         return self._header
 
     def __getitem__(self, key):
-        raise TypeError("Cannot slice image objects; use img.dataobj[...] or img.slicer[...]")
+        raise TypeError(
+            "Cannot slice image objects; consider using `img.slicer[slice]` to generate a sliced image "
+            "(see documentation for caveats) or slicing image array data with `img.dataobj[slice]` or "
+            "`img.get_fdata()[slice]`"
+        )
 
     def get_filename(self) -> str | None:
         """The filename of the image's first file type (the data ``.img`` file for pairs, as nibabel)."""
@@ -172,3 +178,49 @@ class FileBasedImage:
         if sniff is None or len(sniff[0]) < sniff_size:
             return False, sniff
         return cls.header_class.may_contain_header(sniff[0]), sniff
+
+
+class SerializableImage(FileBasedImage):
+    """A single-file image that also reads from and writes to bytes, streams and URLs.
+
+    ``img.to_bytes()`` is the content ``img.to_filename(name)`` would write, and
+    ``type(img).from_bytes(img.to_bytes())`` reads it back; images stored in several files (pairs) raise
+    ``NotImplementedError``.
+    """
+
+    @classmethod
+    def _stream_file_map(cls, stream) -> FileMap:
+        if len(cls.files_types) > 1:
+            raise NotImplementedError(
+                f"{cls.__name__} is stored in {len(cls.files_types)} files; "
+                "only single-file images are read from or written to one stream"
+            )
+        return cls.make_file_map({cls.files_types[0][0]: stream})
+
+    @classmethod
+    def from_stream(cls, stream: io.IOBase):
+        """Load an image from a readable stream (read into memory first when it cannot seek)."""
+        if not stream.seekable():
+            stream = io.BytesIO(stream.read())
+        return cls.from_file_map(cls._stream_file_map(stream))
+
+    def to_stream(self, stream: io.IOBase, **kwargs) -> None:
+        """Write the image to a writable stream; ``kwargs`` go to :meth:`to_file_map`."""
+        self.to_file_map(self._stream_file_map(stream), **kwargs)
+
+    @classmethod
+    def from_bytes(cls, data: bytes):
+        """Load an image from the bytes of its file."""
+        return cls.from_stream(io.BytesIO(data))
+
+    def to_bytes(self, **kwargs) -> bytes:
+        """The bytes the image's file would hold; ``kwargs`` go to :meth:`to_file_map`."""
+        stream = io.BytesIO()
+        self.to_stream(stream, **kwargs)
+        return stream.getvalue()
+
+    @classmethod
+    def from_url(cls, url: str | urllib.request.Request, timeout: float = 5):
+        """Download ``url`` (``timeout`` seconds at most to answer) and load the image it holds."""
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return cls.from_bytes(response.read())

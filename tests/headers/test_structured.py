@@ -205,3 +205,11 @@ def test_endian_codes():
     assert endian_code("=") == NATIVE and endian_code("swapped") == SWAPPED
     with pytest.raises(ValueError, match="endianness 'middle' not recognized"):
         endian_code("middle")
+
+
+def test_code_table_keys_are_every_code_label_and_alias():
+    from gpuimg import nifti1
+
+    keys = nifti1.xform_codes.keys()
+    assert {0, 1, "unknown", "scanner", "aligned"} <= set(keys)
+    assert all(nifti1.xform_codes[key] in nifti1.xform_codes.codes() for key in keys)

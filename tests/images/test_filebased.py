@@ -82,3 +82,50 @@ def test_a_file_map_with_neither_name_nor_file_is_an_image_file_error():
     """Not a TypeError from deep inside ``open``: the error says what the holder lacks."""
     with pytest.raises(ImageFileError, match="neither a file name nor a file object"):
         gpuimg.Nifti1Image.from_file_map({"image": FileHolder()})
+
+
+def test_get_prepare_fileobj_opens_names_and_borrows_file_objects(tmp_path):
+    import gzip
+    import io
+
+    from gpuimg.errors import FileHolderError
+    from gpuimg.images.fileholders import FileHolder, copy_file_map
+
+    path = tmp_path / "f.img.gz"
+    with FileHolder(filename=path).get_prepare_fileobj("wb") as fileobj:
+        fileobj.write(b"abcdef")
+    assert gzip.decompress(path.read_bytes()) == b"abcdef"  # the suffix picks the compression
+    with FileHolder(filename=path, pos=2).get_prepare_fileobj() as fileobj:
+        assert fileobj.read() == b"cdef"
+    stream = io.BytesIO(b"0123456789")
+    with FileHolder(fileobj=stream, pos=3).get_prepare_fileobj() as fileobj:
+        assert fileobj.read(2) == b"34"
+    assert not stream.closed  # the caller's file object stays open
+    with pytest.raises(FileHolderError, match="no filename or file object"):
+        FileHolder().get_prepare_fileobj()
+    file_map = {"image": FileHolder(filename="a.nii", fileobj=stream)}
+    copied = copy_file_map(file_map)
+    assert copied["image"] is not file_map["image"] and copied["image"].fileobj is stream
+
+
+@pytest.mark.parametrize(
+    ("module", "image_class", "name"),
+    [
+        ("analyze", gpuimg.AnalyzeImage, "a.img"),
+        ("spm99analyze", gpuimg.Spm99AnalyzeImage, "a.img"),
+        ("spm2analyze", gpuimg.Spm2AnalyzeImage, "a.img"),
+        ("nifti1", gpuimg.Nifti1Image, "a.nii"),
+        ("nifti1", gpuimg.Nifti1Pair, "a.img"),
+        ("nifti2", gpuimg.Nifti2Image, "a.nii"),
+        ("nifti2", gpuimg.Nifti2Pair, "a.img"),
+    ],
+)
+def test_module_load_and_save(tmp_path, module, image_class, name):
+    import importlib
+
+    formats = importlib.import_module(f"gpuimg.{module}")
+    data = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    formats.save(gpuimg.Nifti1Image(data, np.eye(4)), tmp_path / name)
+    loaded = formats.load(tmp_path / name)
+    assert type(loaded) is image_class
+    np.testing.assert_array_equal(np.asarray(loaded.dataobj), data)

@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(differ)} differ from nibabel; {len(expected)} listed")
     for nodeid, (g, n) in differ.items():
         if nodeid not in expected:
-            print(f"NOT LISTED {nodeid}: gpuimg {g}, nibabel {n}: {gpuimg.messages.get(nodeid, '')}")
+            print(
+                f"NOT LISTED {nodeid}: gpuimg {g}, nibabel {n}: {gpuimg.messages.get(nodeid, '')}"
+            )
     agreeing = {i for i in expected if i not in differ}
     for nodeid in sorted(agreeing):
         print(f"NOW AGREES {nodeid}")

@@ -56,19 +56,30 @@ class Nifti1Pair(AnalyzeImage):
         """The header's qform (see the header's ``get_qform``)."""
         return self._header.get_qform(coded)
 
-    def set_qform(self, affine, code=None, strip_shears: bool = True) -> None:
-        """Set the qform and bring the image affine in line with the header's best affine."""
+    def set_qform(
+        self, affine, code=None, strip_shears: bool = True, *, update_affine: bool = True
+    ) -> None:
+        """Set the header's qform; with ``update_affine``, the image affine becomes the best affine."""
         self._header.set_qform(affine, code, strip_shears)
-        self._affine = self._header.get_best_affine()
+        if update_affine:
+            self._update_affine_from_header()
 
     def get_sform(self, coded: bool = False):
         """The header's sform (see the header's ``get_sform``)."""
         return self._header.get_sform(coded)
 
-    def set_sform(self, affine, code=None) -> None:
-        """Set the sform and bring the image affine in line with the header's best affine."""
+    def set_sform(self, affine, code=None, *, update_affine: bool = True) -> None:
+        """Set the header's sform; with ``update_affine``, the image affine becomes the best affine."""
         self._header.set_sform(affine, code)
-        self._affine = self._header.get_best_affine()
+        if update_affine:
+            self._update_affine_from_header()
+
+    def _update_affine_from_header(self) -> None:
+        # In place, as nibabel: ``img.affine`` arrays the caller holds see the new values.
+        if self._affine is None:
+            self._affine = self._header.get_best_affine()
+        else:
+            self._affine[:] = self._header.get_best_affine()
 
 
 class Nifti1Image(Nifti1Pair, SerializableImage):

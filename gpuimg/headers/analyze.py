@@ -15,6 +15,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from gpuimg.errors import HeaderDataError, HeaderError, HeaderTypeError
 from gpuimg.headers.codes import ANALYZE_DATA_TYPES, CodeTable, DataTypeTable
+from gpuimg.headers.dataio import HeaderDataIO
 from gpuimg.headers.structured import UNNAMED, StructuredHeader, header_error
 
 A = TypeVar("A", bound="AnalyzeHeader")
@@ -98,7 +99,7 @@ def shape_zoom_affine(shape: ArrayLike, zooms: ArrayLike, x_flip: bool = True) -
     return affine
 
 
-class AnalyzeHeader(StructuredHeader):
+class AnalyzeHeader(HeaderDataIO, StructuredHeader):
     """Analyze 7.5 header: shape, voxel sizes, data type; no scaling, no orientation.
 
     Examples

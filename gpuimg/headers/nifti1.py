@@ -31,6 +31,7 @@ from gpuimg.headers.codes import (
 )
 from gpuimg.headers.extensions import NiftiExtension, NiftiExtensions
 from gpuimg.headers.quaternions import fill_positive, mat_to_quat, quat_to_mat
+from gpuimg.headers.slicetiming import SliceTiming
 from gpuimg.headers.structured import NATIVE, header_error
 
 N = TypeVar("N", bound="Nifti1Header")
@@ -91,7 +92,7 @@ _FS_LONG_VECTOR = (-1, 1, 1)
 _FS_ICO7_STORED, _FS_ICO7_SHAPE = (27307, 1, 6), (163842, 1, 1)
 
 
-class Nifti1Header(AnalyzeHeader):
+class Nifti1Header(SliceTiming, AnalyzeHeader):
     """NIfTI-1 header of a single ``.nii`` file (magic ``n+1``).
 
     Parameters

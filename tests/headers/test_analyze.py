@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 
 import numpy as np
@@ -12,7 +13,7 @@ from gpuimg.errors import HeaderDataError, HeaderTypeError
 from gpuimg.headers import AnalyzeHeader, Nifti1Header, Spm2AnalyzeHeader, SpmAnalyzeHeader
 from gpuimg.headers.structured import NATIVE
 
-from .nib_pairs import ALL_PAIRS, ANALYZE_PAIRS, RGB, assert_same_header
+from .nib_pairs import ALL_PAIRS, ANALYZE_PAIRS, NIFTI_PAIRS, RGB, assert_same_header
 
 ENDIANS = ["<", ">"]
 
@@ -241,3 +242,41 @@ def test_from_header_refuses_unsupported_dtype():
     src.set_data_dtype(np.int8)
     with pytest.raises(HeaderDataError, match="does not support it"):
         AnalyzeHeader.from_header(src)
+
+
+@pytest.mark.parametrize("rescale", [True, False])
+@pytest.mark.parametrize("dtype", [np.int16, np.uint8, np.float32])
+@pytest.mark.parametrize("pair", ANALYZE_PAIRS + NIFTI_PAIRS[:1], ids=str)
+def test_data_to_and_from_fileobj_match_nibabel(pair, dtype, rescale):
+    """The bytes written, the factors stored and the values read back are nibabel's (or its error)."""
+    data = np.random.default_rng(0).normal(size=(3, 4, 5)) * 100
+    results = []
+    for hdr in (pair.ours(), pair.theirs()):
+        hdr.set_data_shape(data.shape)
+        hdr.set_data_dtype(dtype)
+        stream = io.BytesIO()
+        try:
+            hdr.data_to_fileobj(data, stream, rescale=rescale)
+        except Exception as error:  # noqa: BLE001 - nibabel's and gpuimg's classes differ: compare names
+            results.append(type(error).__name__)
+            continue
+        back = hdr.data_from_fileobj(io.BytesIO(stream.getvalue()))
+        results.append((stream.getvalue(), np.float64(hdr.get_slope_inter()[0] or 1), back))
+    ours, theirs = results
+    if isinstance(theirs, str):
+        assert ours == theirs
+        return
+    assert ours[0] == theirs[0] and ours[1] == theirs[1]
+    if pair.ours is SpmAnalyzeHeader and theirs[2].dtype != ours[2].dtype:
+        # nibabel's SPM99 header returns its slope as a float32 array, so nibabel scales SPM99 integer
+        # data to float32; gpuimg's factors are Python floats (float64). Known divergence, not fixed yet.
+        np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-6)
+        pytest.xfail("nibabel reads scaled SPM99 integers as float32, gpuimg as float64")
+    np.testing.assert_array_equal(ours[2], theirs[2], strict=True)
+
+
+def test_data_to_fileobj_checks_the_shape():
+    hdr = AnalyzeHeader()
+    hdr.set_data_shape((2, 3))
+    with pytest.raises(HeaderDataError, match=r"shape \(3, 2\), expected the header's \(2, 3\)"):
+        hdr.data_to_fileobj(np.zeros((3, 2)), io.BytesIO())

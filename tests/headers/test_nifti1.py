@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import warnings
 from contextlib import nullcontext
 
 import nibabel as nib
@@ -305,3 +306,38 @@ def test_conversion_checks_the_result():
     ):
         Nifti2Header.from_header(single)
     assert Nifti2Header.from_header(single, check=False).get_data_offset() == 352
+
+
+@pytest.mark.parametrize("code", range(1, 7))
+@pytest.mark.parametrize(("start", "end", "count"), [(0, 0, 7), (1, 5, 7), (0, 6, 8)])
+def test_slice_times_match_nibabel(code, start, end, count):
+    ours, theirs = Nifti1Header(), nib.Nifti1Header()
+    for hdr in (ours, theirs):
+        hdr.set_dim_info(slice=2)
+        hdr.set_data_shape((1, 1, count))
+        hdr.set_slice_duration(0.1)
+        hdr["slice_code"], hdr["slice_start"], hdr["slice_end"] = code, start, end
+    times = ours.get_slice_times()
+    np.testing.assert_allclose(
+        [np.nan if t is None else t for t in times],
+        [np.nan if t is None else t for t in theirs.get_slice_times()],
+    )
+    for hdr in (ours, theirs):
+        hdr["slice_code"] = hdr["slice_start"] = hdr["slice_end"] = 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Multiple slice orders satisfy"
+            hdr.set_slice_times(times)
+    for field in ("slice_code", "slice_start", "slice_end", "slice_duration"):
+        assert ours[field] == theirs[field]
+
+
+def test_slice_times_need_the_slice_axis():
+    hdr = Nifti1Header()
+    with pytest.raises(HeaderDataError, match="slice dimension not set"):
+        hdr.set_slice_duration(0.1)
+    hdr.set_dim_info(slice=2)
+    hdr.set_data_shape((2, 2, 3))
+    with pytest.raises(HeaderDataError, match='slice code is "unknown"'):
+        hdr.get_slice_times()
+    with pytest.raises(HeaderDataError, match="None in the middle"):
+        hdr.set_slice_times([0.0, None, 0.2])

@@ -64,3 +64,15 @@ def test_pairs_have_no_single_stream_api():
     """As in nibabel, only single-file images serialize (a pair is two files)."""
     assert not hasattr(gpuimg.Nifti1Pair, "to_bytes")
     assert issubclass(gpuimg.Nifti1Image, gpuimg.images.filebased.SerializableImage)
+
+
+@pytest.mark.parametrize("method", ["set_qform", "set_sform"])
+def test_set_xform_update_affine(method):
+    img = gpuimg.Nifti1Image(np.zeros((2, 3, 4), np.int16), np.eye(4))
+    affine = img.affine
+    new = np.diag([2.0, 3.0, 4.0, 1.0])
+    getattr(img, method)(new, "scanner", update_affine=False)
+    np.testing.assert_array_equal(img.affine, np.eye(4))  # header changed, affine kept
+    getattr(img, method)(new, "scanner")
+    np.testing.assert_array_equal(img.affine, img.header.get_best_affine())
+    assert img.affine is affine  # updated in place, as nibabel does

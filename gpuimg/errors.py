@@ -36,6 +36,15 @@ class HeaderDataError(GpuimgError, ValueError):
     """A header value is invalid (set by the caller, or inconsistent on read)."""
 
 
+class UnknownCodeError(HeaderDataError, KeyError):
+    """A code, label or alias that a code table (xform, intent, units...) does not have.
+
+    Also a ``KeyError``, as nibabel's code tables raise for unknown keys.
+    """
+
+    __str__ = HeaderDataError.__str__  # KeyError's would quote the message
+
+
 class HeaderTypeError(HeaderDataError):
     """A header of this type cannot store the value: e.g. scale factors in plain Analyze, an intercept
     in SPM (nibabel's ``spatialimages.HeaderTypeError``; also a :class:`HeaderDataError`)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from gpuimg.errors import HeaderDataError
+from gpuimg.errors import HeaderDataError, UnknownCodeError
 
 RGB_DTYPE = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
 RGBA_DTYPE = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1"), ("A", "u1")])
@@ -72,7 +72,7 @@ class CodeTable:
     def code(self, key: Hashable) -> int:
         """Return the integer code for a code, label or alias."""
         if key not in self:
-            raise HeaderDataError(f"unknown {self.name} {key!r}; expected one of {self.labels()}")
+            raise UnknownCodeError(f"unknown {self.name} {key!r}; expected one of {self.labels()}")
         return self._codes[key]
 
     def label(self, code: int) -> str:

@@ -64,6 +64,8 @@ def _as_index(obj: object) -> int | None:
         return None
     if isinstance(obj, (int, np.integer)):
         return operator.index(obj)
+    if isinstance(obj, np.ndarray) and obj.ndim == 0 and obj.dtype.kind in "iu":
+        return int(obj)  # numpy indexes with a 0-d integer array as with its value
     return None
 
 

@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+import gpuimg
 from gpuimg.errors import HeaderError
 from gpuimg.headers import (
     AnalyzeHeader,
@@ -213,3 +214,14 @@ def test_code_table_keys_are_every_code_label_and_alias():
     keys = nifti1.xform_codes.keys()
     assert {0, 1, "unknown", "scanner", "aligned"} <= set(keys)
     assert all(nifti1.xform_codes[key] in nifti1.xform_codes.codes() for key in keys)
+
+
+def test_unknown_codes_raise_key_error_as_nibabel():
+    from gpuimg import nifti1
+
+    hdr = nifti1.Nifti1Header()
+    for bad in (-1, 6, "no such space"):
+        with pytest.raises(KeyError, match=f"unknown xform code {bad!r}"):
+            hdr.set_qform(np.eye(4), bad)
+    with pytest.raises(gpuimg.HeaderDataError):  # still gpuimg's header error
+        hdr.set_sform(np.eye(4), 10)

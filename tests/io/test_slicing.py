@@ -214,3 +214,9 @@ def test_read_range_checks_and_truncation():
     with pytest.raises(TruncatedDataError, match="short.nii"):
         read_plan_into(short, plan, memoryview(bytearray(32)))
     read_plan_into(short, plan, memoryview(bytearray(0)), 32)  # empty range: no I/O
+
+
+def test_zero_dimensional_integer_arrays_index_as_ints():
+    assert canonical_slicer((np.array(1), np.array(-1, np.int8)), (3, 4)) == (1, 3)
+    with pytest.raises(TypeError, match="not supported by the proxy"):
+        canonical_slicer(np.array([1]), (3,))

@@ -80,7 +80,8 @@ class ArrayProxy:
     mmap : {True, False, 'c', 'r'}, optional, keyword only
         Memory-map uncompressed files for whole-array unscaled reads (True means 'c').
     order : {None, 'F', 'C'}, optional, keyword only
-        Layout of the array on disk: 'F' (None, the default: NIfTI and Analyze) or 'C'. A 'C' proxy is
+        Layout of the array on disk: 'F' (NIfTI and Analyze) or 'C'; None takes the class's
+        ``_default_order`` ('F'; a subclass may set 'C', as in nibabel). A 'C' proxy is
         read as the Fortran array of the reversed shape, transposed; :meth:`read_plan` and
         :meth:`read_raw_into` speak of that on-disk layout.
     keep_file_open : {None, True, False}, optional, keyword only
@@ -90,7 +91,7 @@ class ArrayProxy:
     def __init__(self, file_like, spec, *, mmap=True, order=None, keep_file_open=None) -> None:
         if order not in (None, "F", "C"):
             raise ValueError(f"order should be one of {{None, 'C', 'F'}}, found {order!r}")
-        self._order = order or "F"
+        self._order = order or self._default_order
         self._mmap = normalize_mmap(mmap)
         self._keep_file_open = normalize_keep_file_open(keep_file_open)
         if isinstance(spec, tuple):
@@ -117,6 +118,9 @@ class ArrayProxy:
         self._file_like = file_like
         self._handle = FileHandle(file_like, keep_file_open=self._keep_file_open)
         self._gzip_size_checked = False
+
+    #: The layout used when ``order`` is None (nibabel's hook for subclasses).
+    _default_order = "F"
 
     # -- the proxy protocol -------------------------------------------------------------------------
     @property

@@ -386,3 +386,16 @@ def test_get_obj_dtype_is_the_dtype_of_the_array(tmp_path):
     assert get_obj_dtype(ArrayProxy(path, (data.shape, data.dtype, 0, 2.0))) == np.float64
     assert get_obj_dtype(data) == np.int16
     assert get_obj_dtype([[1.5, 2]]) == np.float64
+
+
+def test_subclass_default_order(tmp_path):
+    class CProxy(ArrayProxy):
+        _default_order = "C"
+
+    data = np.arange(24, dtype="<i2").reshape(2, 3, 4)
+    path = tmp_path / "raw.bin"
+    path.write_bytes(data.tobytes(order="C"))
+    proxy = CProxy(path, (data.shape, data.dtype))
+    assert proxy.order == "C"
+    np.testing.assert_array_equal(proxy[1, :, 2:], data[1, :, 2:])
+    assert CProxy(path, (data.shape, data.dtype), order="F").order == "F"

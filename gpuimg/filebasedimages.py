@@ -7,6 +7,7 @@ as an image (gpuimg's class: it also is an ``OSError``, and is not nibabel's cla
 from __future__ import annotations
 
 from gpuimg.errors import ImageFileError
+from gpuimg.headers.generic import FileBasedHeader
 from gpuimg.images.filebased import FileBasedImage, SerializableImage
 
-__all__ = ["FileBasedImage", "ImageFileError", "SerializableImage"]
+__all__ = ["FileBasedHeader", "FileBasedImage", "ImageFileError", "SerializableImage"]

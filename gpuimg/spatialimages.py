@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gpuimg.errors import HeaderDataError, HeaderTypeError, ImageFileError
+from gpuimg.headers.generic import SpatialHeader
 from gpuimg.images.spatial import SpatialFirstSlicer, SpatialImage
 
 __all__ = [
@@ -10,5 +11,6 @@ __all__ = [
     "HeaderTypeError",
     "ImageFileError",
     "SpatialFirstSlicer",
+    "SpatialHeader",
     "SpatialImage",
 ]

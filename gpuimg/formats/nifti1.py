@@ -52,6 +52,10 @@ class Nifti1Pair(AnalyzeImage):
             )
         return img
 
+    def set_data_dtype(self, dtype) -> None:
+        """Set the on-disk dtype; ``'mask'`` is nibabel's alias of uint8."""
+        super().set_data_dtype("u1" if isinstance(dtype, str) and dtype == "mask" else dtype)
+
     def get_qform(self, coded: bool = False):
         """The header's qform (see the header's ``get_qform``)."""
         return self._header.get_qform(coded)

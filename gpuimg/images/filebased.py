@@ -8,6 +8,7 @@ import urllib.request
 from typing import Any, ClassVar
 
 from gpuimg.errors import ImageFileError
+from gpuimg.headers.generic import FileBasedHeader
 from gpuimg.images.fileholders import FileHolder
 from gpuimg.io.openers import open_image_file
 
@@ -57,9 +58,10 @@ class FileBasedImage:
         File holders keyed by file type; an empty map for this class when None.
     """
 
-    header_class: ClassVar[type[Any]]  # a header class of gpuimg.headers
+    header_class: ClassVar[type[Any]] = FileBasedHeader  # a header class of gpuimg.headers
     files_types: ClassVar[tuple[tuple[str, str], ...]] = (("image", ".img"),)
-    valid_exts: ClassVar[tuple[str, ...]] = (".img",)
+    #: Extensions of the files this class reads; none for the format-free base classes (as nibabel).
+    valid_exts: ClassVar[tuple[str, ...]] = ()
     _compressed_suffixes: ClassVar[tuple[str, ...]] = (".gz",)
     makeable = True
     rw = True

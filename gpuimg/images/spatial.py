@@ -8,6 +8,7 @@ import numpy as np
 
 from gpuimg import device as device_seam
 from gpuimg.affines import voxel_sizes
+from gpuimg.headers.generic import SpatialHeader
 from gpuimg.images.dataobj import DataobjImage
 from gpuimg.io.slicing import canonical_slicer
 from gpuimg.optional import import_optional
@@ -33,6 +34,8 @@ class SpatialImage(DataobjImage):
     dtype : numpy dtype or None, optional
         On-disk dtype to write; defaults to the header's, else the array's.
     """
+
+    header_class = SpatialHeader
 
     def __init__(self, dataobj, affine, header=None, extra=None, file_map=None, dtype=None) -> None:
         super().__init__(dataobj, header=header, extra=extra, file_map=file_map)

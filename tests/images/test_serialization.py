@@ -76,3 +76,10 @@ def test_set_xform_update_affine(method):
     getattr(img, method)(new, "scanner")
     np.testing.assert_array_equal(img.affine, img.header.get_best_affine())
     assert img.affine is affine  # updated in place, as nibabel does
+
+
+def test_mask_is_an_alias_of_uint8():
+    img = gpuimg.Nifti1Image(np.arange(24, dtype="f4").reshape(2, 3, 4), np.eye(4), dtype="mask")
+    assert img.get_data_dtype() == np.uint8
+    img.set_data_dtype("mask")
+    assert gpuimg.Nifti1Image.from_bytes(img.to_bytes()).get_data_dtype() == np.uint8

@@ -16,6 +16,7 @@ from gpuimg.headers.extensions import NiftiExtension
 from gpuimg.headers.extensions import NiftiExtension as Nifti1Extension
 from gpuimg.headers.extensions import NiftiExtensions as Nifti1Extensions
 from gpuimg.headers.nifti1 import Nifti1Header, Nifti1PairHeader
+from gpuimg.images.filebased import FileBasedImage
 
 #: nibabel's code tables: ``intent_codes['t test'] == 3``, ``xform_codes['scanner'] == 1``...
 extension_codes = _codes.EXTENSION_CODES
@@ -25,7 +26,9 @@ unit_codes = _codes.UNIT_CODES
 xform_codes = _codes.XFORM_CODES
 
 
-def single_or_pair(single: type, pair: type) -> tuple[Callable, Callable]:
+def single_or_pair(
+    single: type[FileBasedImage], pair: type[FileBasedImage]
+) -> tuple[Callable[..., FileBasedImage], Callable[..., None]]:
     """nibabel's module-level ``load`` and ``save`` of one NIfTI version: a single file, else a pair."""
 
     def load(filename: str | os.PathLike):

@@ -7,7 +7,7 @@ nibabel's writer rules, see :mod:`gpuimg.arraywriter`, and stored in the header)
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
 import numpy as np
 
@@ -19,13 +19,27 @@ from gpuimg.scaling import apply_scaling, plan_scaling
 class HeaderDataIO:
     """Data-block methods over a header with shape, dtype, offset and scale factors."""
 
+    if TYPE_CHECKING:  # provided by the header class this is mixed into
+        has_data_slope: ClassVar[bool]
+        has_data_intercept: ClassVar[bool]
+
+        def get_data_shape(self) -> tuple[int, ...]: ...
+
+        def get_data_dtype(self) -> np.dtype: ...
+
+        def get_data_offset(self) -> int: ...
+
+        def get_slope_inter(self) -> tuple[float | None, float | None]: ...
+
+        def set_slope_inter(self, slope: float | None, inter: float | None = None) -> None: ...
+
     def raw_data_from_fileobj(self, fileobj: BinaryIO) -> np.ndarray:
         """The unscaled data array read from ``fileobj`` at the header's offset (a copy, writable)."""
         shape, dtype = self.get_data_shape(), self.get_data_dtype()
         nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
         fileobj.seek(self.get_data_offset())
-        block = bytearray(nbytes)
-        found = fileobj.readinto(block) if nbytes else 0
+        block = bytearray(fileobj.read(nbytes))
+        found = len(block)
         if found != nbytes:
             name = getattr(fileobj, "name", "<fileobj>")
             raise TruncatedDataError(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar, Literal, TypeVar
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -24,12 +24,14 @@ from numpy.typing import DTypeLike
 from gpuimg.errors import HeaderDataError
 from gpuimg.headers.analyze import shape_zoom_affine
 
+H = TypeVar("H", bound="FileBasedHeader")
+
 
 class FileBasedHeader:
     """The header protocol at its smallest: copies, compares, converts only from its own class."""
 
     @classmethod
-    def from_header(cls, header: Any = None) -> FileBasedHeader:
+    def from_header(cls: type[H], header: Any = None) -> H:
         """A header of this class: new for None, a copy of one of this very class.
 
         Raises
@@ -40,15 +42,18 @@ class FileBasedHeader:
         if header is None:
             return cls()
         if type(header) is cls:
-            return header.copy()
+            return copy.deepcopy(header)
         raise NotImplementedError(f"{cls.__name__} cannot be made from a {type(header).__name__}")
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and vars(other) == vars(self)
 
-    def copy(self) -> FileBasedHeader:
+    def copy(self: H) -> H:
         """An independent copy."""
         return copy.deepcopy(self)
+
+
+S = TypeVar("S", bound="SpatialHeader")
 
 
 class SpatialHeader(FileBasedHeader):
@@ -63,9 +68,12 @@ class SpatialHeader(FileBasedHeader):
     """
 
     #: The x axis is flipped in the base affine (radiological storage), as in Analyze.
-    default_x_flip = True
+    default_x_flip: ClassVar[bool] = True
     #: Order of the data written and read by :meth:`data_to_fileobj` / :meth:`data_from_fileobj`.
-    data_layout = "F"
+    data_layout: ClassVar[Literal["F", "C"]] = "F"
+    _dtype: np.dtype
+    _shape: tuple[int, ...]
+    _zooms: tuple[float, ...]
 
     def __init__(
         self,
@@ -74,18 +82,18 @@ class SpatialHeader(FileBasedHeader):
         zooms: Sequence[float] | None = None,
     ) -> None:
         self.set_data_dtype(data_dtype)
-        self._zooms: tuple[float, ...] = ()
+        self._zooms = ()
         self.set_data_shape(shape)
         if zooms is not None:
             self.set_zooms(zooms)
 
     @classmethod
-    def from_header(cls, header: Any = None) -> SpatialHeader:
+    def from_header(cls: type[S], header: Any = None) -> S:
         """A header of this class from None, a header of this class or any header with dtype, shape, zooms."""
         if header is None:
             return cls()
         if type(header) is cls:
-            return header.copy()
+            return copy.deepcopy(header)
         if all(hasattr(header, f"get_{name}") for name in ("data_dtype", "data_shape", "zooms")):
             return cls(header.get_data_dtype(), header.get_data_shape(), header.get_zooms())
         return super().from_header(header)
@@ -96,7 +104,7 @@ class SpatialHeader(FileBasedHeader):
         mine = (self.get_data_dtype(), self.get_data_shape(), self.get_zooms())
         return mine == (other.get_data_dtype(), other.get_data_shape(), other.get_zooms())
 
-    def copy(self) -> SpatialHeader:
+    def copy(self: S) -> S:
         """An independent copy."""
         return type(self)(self._dtype, self._shape, self._zooms)
 

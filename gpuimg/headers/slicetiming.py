@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -43,6 +44,13 @@ def acquisition_order(label: str, count: int) -> np.ndarray:
 class SliceTiming:
     """Slice-timing methods over a NIfTI-1 structured header (``dim_info``, ``slice_*`` fields)."""
 
+    if TYPE_CHECKING:  # provided by the header class this is mixed into
+        _structarr: np.ndarray
+
+        def get_dim_info(self) -> tuple[int | None, int | None, int | None]: ...
+
+        def get_data_shape(self) -> tuple[int, ...]: ...
+
     def _slice_axis(self) -> int:
         _, _, axis = self.get_dim_info()
         if axis is None:
@@ -73,7 +81,7 @@ class SliceTiming:
         """Acquisition time of each slice in file order, from 0; None for padding slices."""
         count = self.get_n_slices()
         duration = self.get_slice_duration()
-        label = SLICE_ORDER_CODES.label(self._structarr["slice_code"])
+        label = SLICE_ORDER_CODES.label(int(self._structarr["slice_code"]))
         if label == "unknown":
             raise HeaderDataError('cannot get slice times when slice code is "unknown"')
         start, end = int(self._structarr["slice_start"]), int(self._structarr["slice_end"])
@@ -104,7 +112,7 @@ class SliceTiming:
         timed = slice_times[start : end + 1]
         if len(timed_at) != len(timed):
             raise HeaderDataError("cannot have None in the middle of the slice times")
-        steps = np.diff(np.sort(timed))
+        steps = np.diff(np.sort(np.asarray(timed, dtype=np.float64)))
         if not np.allclose(np.diff(steps), 0):
             raise HeaderDataError("slice times are not compatible with a single slice duration")
         duration = np.mean(steps)

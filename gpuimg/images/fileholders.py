@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from gpuimg.errors import FileHolderError
 from gpuimg.io.openers import open_image_file
@@ -38,11 +38,12 @@ class FileHolder:
         """The filename when there is one, else the file object."""
         return self.filename if self.filename is not None else self.fileobj
 
-    def get_prepare_fileobj(self, mode: str = "rb"):
+    def get_prepare_fileobj(self, mode: Literal["rb", "wb"] = "rb") -> Any:
         """An open file positioned at ``pos``, for use in a ``with`` block.
 
         The holder's own file object is used as it is and left open; a filename is opened in ``mode``
-        (gzip by its ``.gz`` suffix) and closed at the end of the block.
+        (gzip by its ``.gz`` suffix) and closed at the end of the block. A file opened by name for
+        writing is new: it starts at 0 whatever ``pos`` says.
 
         Raises
         ------
@@ -54,7 +55,9 @@ class FileHolder:
             return _Borrowed(self.fileobj)
         if self.filename is None:
             raise FileHolderError("the file holder has no filename or file object to open")
-        fileobj = open_image_file(self.filename, mode)
+        if mode == "wb":
+            return open_image_file(self.filename, "wb")
+        fileobj = open_image_file(self.filename)
         if self.pos:
             fileobj.seek(self.pos)
         return fileobj

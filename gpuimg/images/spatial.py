@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -35,7 +35,7 @@ class SpatialImage(DataobjImage):
         On-disk dtype to write; defaults to the header's, else the array's.
     """
 
-    header_class = SpatialHeader
+    header_class: ClassVar[type[Any]] = SpatialHeader  # a header class of gpuimg.headers
 
     def __init__(self, dataobj, affine, header=None, extra=None, file_map=None, dtype=None) -> None:
         super().__init__(dataobj, header=header, extra=extra, file_map=file_map)

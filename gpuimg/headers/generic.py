@@ -9,7 +9,7 @@ Examples
 --------
 >>> hdr = SpatialHeader(np.int16, (2, 3, 4), (1.0, 2.0, 3.0))
 >>> hdr.get_best_affine()[:3, 3].tolist()
-[1.0, -2.0, -4.5]
+[0.5, -2.0, -4.5]
 """
 
 from __future__ import annotations

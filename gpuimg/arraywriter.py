@@ -42,6 +42,7 @@ __all__ = [
     "data_blocks",
     "data_range",
     "needs_range",
+    "plan_array_write",
     "plan_cast",
     "plan_write",
     "write_array",
@@ -307,6 +308,31 @@ def blocked_data_range(data: Any) -> DataRange:
         min(r.low for r in filled),
         max(r.high for r in filled),
         has_nan=any(r.has_nan for r in filled),
+    )
+
+
+def plan_array_write(
+    data: Any,
+    out_dtype: np.dtype,
+    *,
+    has_slope: bool,
+    has_inter: bool,
+    scale: bool = True,
+    name: str = "<image>",
+) -> WritePlan:
+    """:func:`plan_write` for ``data`` itself (numpy or CuPy), scanning its range only when needed.
+
+    The range is :func:`blocked_data_range`, so a CuPy array is never copied whole to the host.
+    """
+    rng = blocked_data_range(data) if needs_range(data.dtype, out_dtype) else None
+    return plan_write(
+        data.dtype,
+        out_dtype,
+        rng,
+        has_slope=has_slope,
+        has_inter=has_inter,
+        scale=scale,
+        name=name,
     )
 
 

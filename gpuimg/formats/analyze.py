@@ -11,10 +11,8 @@ from gpuimg import device as device_seam
 from gpuimg.arrayproxy import is_proxy
 from gpuimg.arraywriter import (
     CastPlan,
-    blocked_data_range,
-    needs_range,
+    plan_array_write,
     plan_cast,
-    plan_write,
     write_array,
 )
 from gpuimg.config import settings
@@ -152,10 +150,9 @@ class AnalyzeImage(SpatialImage):
                 return dataobj.get_unscaled(), (slope, inter), plan_cast(out_dtype, out_dtype)
         # A CuPy array stays on the device: the write streams it to the file block by block.
         data = dataobj if device_seam.is_device_array(dataobj) else np.asanyarray(dataobj)
-        plan = plan_write(
-            data.dtype,
+        plan = plan_array_write(
+            data,
             out_dtype,
-            blocked_data_range(data) if needs_range(data.dtype, out_dtype) else None,
             has_slope=header.has_data_slope,
             has_inter=header.has_data_intercept,
             scale=scale,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
 import numpy as np
 
-from gpuimg.arraywriter import data_range, needs_range, plan_write, write_array
+from gpuimg.arraywriter import plan_array_write, write_array
 from gpuimg.errors import HeaderDataError, HeaderTypeError, TruncatedDataError, WriterError
 from gpuimg.scaling import apply_scaling, plan_scaling
 
@@ -72,10 +72,9 @@ class HeaderDataIO:
             raise HeaderDataError(f"data has shape {data.shape}, expected the header's {shape}")
         out_dtype = self.get_data_dtype()
         try:
-            plan = plan_write(
-                data.dtype,
+            plan = plan_array_write(
+                data,
                 out_dtype,
-                data_range(data) if needs_range(data.dtype, out_dtype) else None,
                 has_slope=self.has_data_slope,
                 has_inter=self.has_data_intercept,
                 scale=rescale,

@@ -46,10 +46,10 @@ def decoded(monkeypatch):
     calls: list[tuple[int, int]] = []
     original = BgzfReader._decode
 
-    def spy(self, number):
+    def spy(self, number, *block):
         calls.append((number, threading.get_ident()))
         time.sleep(0.001)
-        return original(self, number)
+        return original(self, number, *block)
 
     monkeypatch.setattr(BgzfReader, "_decode", spy)
     return calls
@@ -93,8 +93,8 @@ def threads_meet(monkeypatch, decoded):
     second_thread = threading.Event()
     spy = BgzfReader._decode
 
-    def waiting(self, number):
-        result = spy(self, number)
+    def waiting(self, number, *block):
+        result = spy(self, number, *block)
         if len({thread for _, thread in decoded}) > 1:
             second_thread.set()
         if meet.is_set() and not second_thread.wait(timeout=5):

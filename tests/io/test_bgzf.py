@@ -221,9 +221,9 @@ def test_slices_decode_only_the_blocks_they_touch(bgzf_path, monkeypatch):
     decoded = []
     original = BgzfReader._decode
 
-    def spy(self, number):
+    def spy(self, number, *block):
         decoded.append(number)
-        return original(self, number)
+        return original(self, number, *block)
 
     monkeypatch.setattr(BgzfReader, "_decode", spy)
     with BgzfReader(bgzf_path) as reader:
@@ -233,6 +233,44 @@ def test_slices_decode_only_the_blocks_they_touch(bgzf_path, monkeypatch):
         assert decoded == [3, 4]
         reader.read_at(7 * BLOCK_DATA_SIZE + 1, bytearray(10))
         assert decoded == [3, 4, 7]
+
+
+@pytest.fixture
+def file_reads(monkeypatch):
+    """Every read of a file's bytes, as (kind, offset)."""
+    calls: list[tuple[str, int]] = []
+    for kind in ("pread", "preadv"):
+        original = getattr(os, kind)
+
+        def spy(fd, data, offset, kind=kind, original=original):
+            calls.append((kind, offset))
+            return original(fd, data, offset)
+
+        monkeypatch.setattr(os, kind, spy)
+    return calls
+
+
+def test_walking_the_table_reads_many_headers_at_once(tmp_path, file_reads):
+    path = tmp_path / "x.gz"
+    data = np.random.default_rng(3).integers(0, 9, 2_000_000, dtype=np.uint8).tobytes()
+    write_bgzf(path, data)
+    with BgzfReader(path) as reader:
+        file_reads.clear()
+        assert reader.size() == len(data)
+        blocks = len(reader.index)
+    assert blocks > 30
+    # Each header is read from a window holding many (its trailer's ISIZE and CRC32 too).
+    assert len(file_reads) <= -(-path.stat().st_size // (1 << 17)) + 1
+
+
+def test_a_positioned_read_reads_its_compressed_blocks_at_once(bgzf_path, truth, file_reads):
+    with BgzfReader(bgzf_path) as reader:
+        reader.size()
+        file_reads.clear()
+        dest = bytearray(5 * BLOCK_DATA_SIZE)
+        reader.read_at(BLOCK_DATA_SIZE + 7, dest)
+    assert dest == truth[BLOCK_DATA_SIZE + 7 : 6 * BLOCK_DATA_SIZE + 7]
+    assert len(file_reads) == 1  # six blocks' payloads, one read
 
 
 def test_index_follows_the_file_it_indexes(tmp_path, truth):

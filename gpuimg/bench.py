@@ -156,7 +156,7 @@ def _time_loads(
         start = time.perf_counter()
         result, moved = load_once(path, dtype, where)
         if where != "cpu":
-            device.get_cupy().cuda.get_current_stream().synchronize()
+            device.current_stream().synchronize()
         best = min(best, time.perf_counter() - start)
         nbytes = result.nbytes
         del result

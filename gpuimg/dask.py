@@ -126,10 +126,11 @@ def to_dask(
             "loaded from a file); for data in memory use dask.array.from_array(img.get_fdata())"
         )
     source = VolumeSource(proxy, dtype, device)
-    if device_seam.resolve_device(source.device) is None:
+    device_id = device_seam.resolve_device(source.device)
+    if device_id is None:
         meta = np.empty((0,) * source.ndim, source.dtype)
     else:
-        meta = device_seam.get_cupy().empty((0,) * source.ndim, source.dtype)
+        meta = device_seam.empty((0,) * source.ndim, source.dtype, device=device_id)
     chunks = default_chunks(source.shape) if chunks is None else chunks
     return da.from_array(source, chunks=chunks, asarray=False, fancy=False, meta=meta)
 

@@ -32,6 +32,7 @@ from gpuimg.gpuread import (
 from gpuimg.io.bgzf import BgzfReader
 from gpuimg.io.slicing import ReadPlan
 from gpuimg.scaling import ScalePlan
+from gpuimg.scaling_kernel import kernel_spec
 
 __all__ = ["read_bgzf_to_device"]
 
@@ -65,18 +66,17 @@ def read_bgzf_to_device(
     device_id = seam.resolve_device(device)
     if device_id is None:
         raise ValueError(f"device is {device!r}; a device read needs a GPU, e.g. 'cuda'")
-    if seam.get_nvcomp() is None or len(read.runs) != 1 or plan.raw_dtype.kind == "c":
+    if not seam.nvcomp_available() or len(read.runs) != 1 or plan.raw_dtype.kind == "c":
         return None
     try:
-        spec = seam.kernel_spec(plan)
+        spec = kernel_spec(plan)
     except TypeError:
         return None
     (start, nbytes), itemsize = read.runs[0], plan.raw_dtype.itemsize
     blocks = reader.blocks_holding(start, nbytes)
     data_start = blocks[0][2]
-    cupy = seam.get_cupy()
-    with cupy.cuda.Device(device_id):
-        consumer = cupy.cuda.get_current_stream()
+    with seam.using_device(device_id):
+        consumer = seam.current_stream()
         work = seam.gpuimg_stream(device_id)
         align = seam.deflate_alignment(device_id, work)
         outputs = [(b[2] - data_start, b[3] - b[2]) for b in blocks]
@@ -86,10 +86,10 @@ def read_bgzf_to_device(
         try:
             with seam.device_memory_guard(name or "data block", read.nbytes):
                 flat = _decode_and_scale(
-                    cupy, reader, (blocks, inputs, outputs), packed, (start, nbytes), spec,
+                    reader, (blocks, inputs, outputs), packed, (start, nbytes), spec,
                     consumer=consumer, work=work, device_id=device_id, name=name,
                 )  # fmt: skip
-                result = finish_result(cupy, flat, read, consumer)
+                result = finish_result(flat, read, consumer)
         except BaseException as exc:
             work.synchronize()
             drop_device_references(exc)
@@ -99,7 +99,6 @@ def read_bgzf_to_device(
 
 
 def _decode_and_scale(
-    cupy: Any,
     reader: BgzfReader,
     layout: tuple[list, list, list],
     packed: int,
@@ -119,9 +118,9 @@ def _decode_and_scale(
     blocks, inputs, outputs = layout
     (start, nbytes), data_start = run, blocks[0][2]
     with work:
-        compressed = cupy.empty(packed, dtype=np.uint8)
+        compressed = seam.empty(packed, np.uint8)
     # The decoded bytes are the result itself when no kernel is needed (native, unscaled).
-    decoded = allocate_for(cupy, consumer, work, blocks[-1][3] - data_start, np.uint8, "C")
+    decoded = allocate_for(consumer, work, blocks[-1][3] - data_start, np.uint8, "C")
     _upload(reader, blocks, inputs, compressed, work)
     seam.decode_deflate_batch(
         compressed, inputs, decoded, outputs, device_id=device_id, stream=work, name=name
@@ -129,7 +128,7 @@ def _decode_and_scale(
     raw = decoded[start - data_start : start - data_start + nbytes].view(spec.input_dtype)
     flat = raw
     if not spec.is_copy:
-        flat = allocate_for(cupy, consumer, work, raw.size, spec.out_dtype, "C")
+        flat = allocate_for(consumer, work, raw.size, spec.out_dtype, "C")
         with work:
             seam.run_kernel(spec, raw, flat)
     consumer.wait_event(work.record())

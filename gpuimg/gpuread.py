@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import threading
 import traceback
 from typing import Any, Protocol
@@ -34,22 +35,25 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import DTypeLike
 
-from gpuimg import device as _device
+from gpuimg import device
 from gpuimg.device import (
     check_stream_device,
+    current_stream,
     default_pinned_pool,
     device_dtype,
     device_memory_guard,
-    get_cupy,
     gpuimg_stream,
-    kernel_spec,
     resolve_device,
     run_kernel,
+    using_device,
 )
 from gpuimg.scaling import ScalePlan, apply_scaling
+from gpuimg.scaling_kernel import kernel_spec
 
-# Frames of these files may hold device arrays after an error; they are cleared so the memory goes.
-_OWN_FILES = {__file__, _device.__file__}
+# Frames of these files, and of the device seam's, may hold device arrays after an error; they are
+# cleared so the memory goes.
+_OWN_FILES = {__file__}
+_SEAM_FOLDER = os.path.dirname(device.__file__) + os.sep
 
 
 def own_device_frames(path: str) -> None:
@@ -154,16 +158,15 @@ def read_to_device(
     via_host = plan.raw_dtype.kind == "c" and plan.raw_dtype.itemsize <= 16
     if not via_host:
         kernel_spec(plan)  # raises TypeError before any work for data the GPU cannot handle
-    cupy = get_cupy()
-    with cupy.cuda.Device(device_id):
-        consumer = cupy.cuda.get_current_stream() if stream is None else stream
+    with using_device(device_id):
+        consumer = current_stream() if stream is None else stream
         work = gpuimg_stream(device_id)
         try:
             with device_memory_guard(name or "data block", source.nbytes):
                 if via_host:
-                    result = _read_via_host(cupy, source, plan, work, consumer)
+                    result = _read_via_host(source, plan, work, consumer)
                 else:
-                    result = _read_streamed(cupy, source, plan, work, consumer)
+                    result = _read_streamed(source, plan, work, consumer)
         except BaseException as exc:
             work.synchronize()
             drop_device_references(exc)
@@ -186,20 +189,20 @@ def _check_source(source: RawSource, plan: ScalePlan, name: str) -> None:
         )
 
 
-def _read_streamed(cupy: Any, source: RawSource, plan: ScalePlan, work: Any, consumer: Any) -> Any:
+def _read_streamed(source: RawSource, plan: ScalePlan, work: Any, consumer: Any) -> Any:
     """Chunks through pinned buffers, one fused kernel per chunk, into a flat result."""
     spec = kernel_spec(plan)
     count = math.prod(source.raw_shape)
-    flat = allocate_for(cupy, consumer, work, count, spec.out_dtype, "C")
+    flat = allocate_for(consumer, work, count, spec.out_dtype, "C")
     if count:
         with work:
-            _stream_chunks(cupy, source, spec, flat, work)
+            _stream_chunks(source, spec, flat, work)
             finished = work.record()
         consumer.wait_event(finished)
-    return finish_result(cupy, flat, source, consumer)
+    return finish_result(flat, source, consumer)
 
 
-def finish_result(cupy: Any, flat: Any, source: Any, consumer: Any) -> Any:
+def finish_result(flat: Any, source: Any, consumer: Any) -> Any:
     """Turn the flat, scaled raw block of ``source`` on the device into the result, on ``consumer``.
 
     ``source`` needs ``raw_shape``, ``post_slicer`` and ``out_shape`` (a :class:`RawSource` or a
@@ -215,9 +218,7 @@ def finish_result(cupy: Any, flat: Any, source: Any, consumer: Any) -> Any:
     return result
 
 
-def allocate_for(
-    cupy: Any, consumer: Any, work: Any, shape: Any, dtype: DTypeLike, order: str
-) -> Any:
+def allocate_for(consumer: Any, work: Any, shape: Any, dtype: DTypeLike, order: str) -> Any:
     """A result array for ``consumer`` that gpuimg's ``work`` stream may write.
 
     It is allocated on the consumer's stream, which touches it last. CuPy's pool hands a block
@@ -225,12 +226,12 @@ def allocate_for(
     use the old array, so the writing stream first waits for the consumer to get this far.
     """
     with consumer:
-        array = cupy.empty(shape, dtype=dtype, order=order)
+        array = device.empty(shape, dtype, order=order)
     work.wait_event(consumer.record())
     return array
 
 
-def _stream_chunks(cupy: Any, source: RawSource, spec: Any, flat: Any, work: Any) -> None:
+def _stream_chunks(source: RawSource, spec: Any, flat: Any, work: Any) -> None:
     """Upload and scale the raw block chunk by chunk, double-buffered, on the current stream."""
     itemsize = spec.input_dtype.itemsize
     chunk = default_pinned_pool().buffer_size // itemsize
@@ -238,7 +239,7 @@ def _stream_chunks(cupy: Any, source: RawSource, spec: Any, flat: Any, work: Any
     # One device staging buffer is enough: on one stream, chunk k+1's copy into it is ordered after
     # chunk k's kernel. The overlap that matters is the host reading (decompressing) chunk k+1 into
     # the other pinned buffer while the device copies and scales chunk k.
-    staging = None if spec.is_copy else cupy.empty(min(chunk, count), dtype=spec.input_dtype)
+    staging = None if spec.is_copy else device.empty(min(chunk, count), spec.input_dtype)
     for first in range(0, count, chunk):
         stop = min(first + chunk, count)
         target = flat[first:stop] if staging is None else staging[: stop - first]
@@ -287,7 +288,7 @@ def upload_pinned(fill: Any, target: Any, work: Any) -> None:
         pool.release(buffer, event)
 
 
-def _read_via_host(cupy: Any, source: RawSource, plan: ScalePlan, work: Any, consumer: Any) -> Any:
+def _read_via_host(source: RawSource, plan: ScalePlan, work: Any, consumer: Any) -> Any:
     """Complex data: scale on the host (CUDA has no complex intrinsics we rely on), then upload."""
     raw = np.empty(source.nbytes, dtype=np.uint8)
     source.readinto(0, memoryview(raw))
@@ -295,7 +296,7 @@ def _read_via_host(cupy: Any, source: RawSource, plan: ScalePlan, work: Any, con
     scaled = apply_scaling(values, plan)[source.post_slicer]
     # np.asfortranarray would turn a 0-d result (an integer index on a 1-D image) into shape (1,).
     host = np.asarray(scaled, dtype=device_dtype(scaled.dtype), order="F")
-    result = allocate_for(cupy, consumer, work, host.shape, host.dtype, "F")
+    result = allocate_for(consumer, work, host.shape, host.dtype, "F")
     result.set(host, stream=work)
     consumer.wait_event(work.record())
     _stats.add(bytes_to_device=host.nbytes, host_fallbacks=1)
@@ -326,7 +327,8 @@ def drop_device_references(exc: BaseException) -> None:
         seen.add(id(error))
         pending += [error.__cause__, error.__context__]
         for frame, _ in traceback.walk_tb(error.__traceback__):
-            if frame.f_code.co_filename in _OWN_FILES:
+            filename = frame.f_code.co_filename
+            if filename in _OWN_FILES or filename.startswith(_SEAM_FOLDER):
                 try:
                     frame.clear()
                 except RuntimeError:  # a frame still running (this one) cannot be cleared

@@ -560,7 +560,6 @@ class _DeviceFiller:
         assert loader.device is not None, "a device filler is made for a GPU loader only"
         self._loader = loader
         self._device: int = loader.device
-        self._cupy = device_seam.get_cupy()
         self._local = threading.local()
         self._released: dict[int, Any] = {}
         self._lock = threading.Lock()
@@ -569,13 +568,14 @@ class _DeviceFiller:
     def _stream(self) -> Any:
         stream = getattr(self._local, "stream", None)
         if stream is None:
-            stream = self._local.stream = self._cupy.cuda.Stream(non_blocking=True)
+            stream = self._local.stream = device_seam.new_stream()
         return stream
 
     def allocate(self) -> Any:
         loader = self._loader
-        with self._cupy.cuda.Device(loader.device):
-            buffer = self._cupy.empty((loader.batch_size, *loader.shape), loader.dtype)
+        buffer = device_seam.empty(
+            (loader.batch_size, *loader.shape), loader.dtype, device=self._device
+        )
         # Allocated on the consumer's stream, whose queued work may still use the block (CuPy's pool
         # hands a freed block straight back to its stream): workers wait for it to get this far.
         self.release(buffer)
@@ -583,9 +583,8 @@ class _DeviceFiller:
 
     def fill(self, proxy: Any, slicers: tuple | None, buffer: Any, slot: int, path: str) -> None:
         loader = self._loader
-        cupy = self._cupy
         source, destination = slicers if slicers is not None else ((), ())
-        with cupy.cuda.Device(loader.device), self._stream() as stream:
+        with device_seam.using_device(self._device), self._stream() as stream:
             volume = proxy.to_device(source, dtype=loader.dtype, device=loader.device)
             with self._lock:
                 released = self._released.get(id(buffer))
@@ -604,7 +603,7 @@ class _DeviceFiller:
     def _zeros_like(self, target: Any) -> Any:
         with self._lock:
             if self._zeros is None:
-                zeros = self._cupy.empty(target.shape, target.dtype)
+                zeros = device_seam.empty(target.shape, target.dtype)
                 stream = self._stream()
                 zeros.set(np.zeros(target.shape, target.dtype), stream=stream)
                 # Other workers' streams read it too: it must be complete before anyone does.

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpuimg.device import _CTYPES, KernelSpec, cast_spec, kernel_spec
 from gpuimg.scaling import plan_scaling
+from gpuimg.scaling_kernel import _CTYPES, KernelSpec, cast_spec, kernel_spec
 
 FACTORS = [(None, None), (2.5, None), (None, -3.0), (0.1, 7.25)]
 REQUESTS = [np.float32, np.float64, None]

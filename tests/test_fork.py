@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import gpuimg
-from gpuimg import config, device
+from gpuimg import config
+from gpuimg.device import backend
 from gpuimg.errors import DeviceUnavailableError
 from gpuimg.io import buffers
 
@@ -101,14 +102,14 @@ def test_locks_held_by_other_threads_at_fork_are_free_in_the_child(volumes):
 
 def _get_cupy_error() -> str:
     try:
-        device.get_cupy()
+        backend.get_cupy()
     except DeviceUnavailableError as error:
         return str(error)
     return "no error"
 
 
 def test_child_forked_after_cuda_was_initialised_gets_a_clear_error(monkeypatch):
-    monkeypatch.setattr(device, "_checked", {"cupy"})  # as after a GPU read in the parent
+    monkeypatch.setattr(backend, "_checked", {"cupy"})  # as after a GPU read in the parent
     (message,) = _in_children(_get_cupy_error, [()])
     assert "forked" in message and "'spawn'" in message
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from kernel_cases import generated_specs
 
-from gpuimg.device import _CTYPES
+from gpuimg.scaling_kernel import _CTYPES
 
 NVCC = shutil.which("nvcc")
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from kernel_cases import generated_specs
 
-from gpuimg.device import KernelSpec
+from gpuimg.scaling_kernel import KernelSpec
 
 cupy = pytest.importorskip("cupy")
 try:

@@ -81,7 +81,7 @@ def test_matches_nibabel(request, tmp_path, fmt, dtype, big_endian, scaled, back
 def _assert_device_reads_match(xp, img, dtype: np.dtype) -> None:
     """Whole and sliced reads to the device (the CuPy double) equal the host reads."""
     if dtype.fields is not None or dtype.itemsize > 8 and dtype.kind == "f":
-        return  # RGB and long double stay on the host (see gpuimg.device.kernel_spec)
+        return  # RGB and long double stay on the host (see gpuimg.scaling_kernel.kernel_spec)
     for fdtype in _fdata_dtypes(dtype):
         for slicer in [(), *SLICERS]:
             on_device = img.dataobj.to_device(slicer, dtype=fdtype)

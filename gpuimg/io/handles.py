@@ -22,8 +22,9 @@ from typing import Any
 from gpuimg.config import reset_after_fork
 from gpuimg.errors import FileChangedError
 from gpuimg.io.bgzf import BgzfIndex, BgzfReader, is_bgzf_file
-from gpuimg.io.openers import GzipIndex, GzipReader, file_identity, is_gzip_path
-from gpuimg.io.positioned import ReadableFile
+from gpuimg.io.gzipseek import GzipIndex, GzipReader
+from gpuimg.io.openers import is_gzip_path
+from gpuimg.io.positioned import ReadableFile, file_identity
 
 __all__ = ["KEEP_FILE_OPEN_DEFAULT", "FileHandle"]
 

@@ -1,4 +1,5 @@
-"""Tests for gpuimg.io.openers: gzip backends, the seekable reader and its index."""
+"""Tests for gpuimg.io.openers and the gzip readers behind it (gzipstream: backends; gzipseek: the
+seekable reader and its index)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from gpuimg.errors import CompressedStreamError
-from gpuimg.io import openers
+from gpuimg.io import gzipseek, gzipstream, openers
 from gpuimg.io.openers import (
     GzipIndex,
     GzipReader,
@@ -92,13 +93,13 @@ def decompress_into(path, out) -> int:
 def reader_kind(request, monkeypatch) -> str:
     """Read through isal's / zlib-ng's C reader where present, or (as without it) their GzipFile."""
     if request.param == "gzipfile":
-        monkeypatch.setattr(openers, "_DIRECT_READERS", {})
+        monkeypatch.setattr(gzipstream, "_DIRECT_READERS", {})
     return request.param
 
 
 def test_the_c_reader_is_used_where_present(gz_files):
     """isal (a dependency) has the C reader here; a release without it would lose the fast path."""
-    assert "isal" in openers._DIRECT_READERS
+    assert "isal" in gzipstream._DIRECT_READERS
     with gzip_backend("isal"), open_sequential(gz_files["single"]) as reader:
         assert isinstance(reader._reader, io.BufferedReader)
     with gzip_backend("zlib"), open_sequential(gz_files["single"]) as reader:
@@ -251,7 +252,7 @@ def test_header_read_decompresses_little(truth):
     raw = CountingFile(gzip.compress(big, 1))
     with GzipReader(raw, name="big.nii.gz") as reader:
         assert reader.read(352) == big[:352]
-        assert raw.count <= openers._INPUT_CHUNK
+        assert raw.count <= gzipseek._INPUT_CHUNK
     assert not raw.closed  # a caller's file object is left open
 
 
@@ -266,7 +267,7 @@ def test_backward_seek_costs_at_most_one_spacing(truth):
             reader.seek(pos)
             assert reader.read(100) == truth[pos : pos + 100]
             # one spacing of compressed input, plus one input chunk of slack
-            assert raw.count < len(compressed) * SPACING / len(truth) + 2 * openers._INPUT_CHUNK
+            assert raw.count < len(compressed) * SPACING / len(truth) + 2 * gzipseek._INPUT_CHUNK
 
 
 def test_index_outlives_reader_and_is_shared(gz_files, truth):
@@ -397,16 +398,16 @@ def test_gzip_indexes_stay_under_the_memory_cap_and_rebuild(gz_files, truth, mon
     full = GzipIndex(SPACING, window=0)
     with GzipReader(gz_files["single"], index=full) as reader:
         reader.read()
-    assert full.nbytes >= 3 * openers._CHECKPOINT_BYTES  # a full index holds several checkpoints
-    monkeypatch.setattr(openers.settings, "gzip_index_bytes", full.nbytes * 3 // 2)
+    assert full.nbytes >= 3 * gzipseek._CHECKPOINT_BYTES  # a full index holds several checkpoints
+    monkeypatch.setattr(gzipseek.settings, "gzip_index_bytes", full.nbytes * 3 // 2)
     indexes = [GzipIndex(SPACING, window=0) for _ in range(3)]
     for index in indexes:
         with GzipReader(gz_files["single"], index=index) as reader:
             assert reader.read() == truth
-        assert openers._index_memory.total() <= openers.settings.gzip_index_bytes
+        assert gzipseek._index_memory.total() <= gzipseek.settings.gzip_index_bytes
     assert len(full) == 0 and len(indexes[0]) == 0 and len(indexes[-1]) > 0  # oldest went first
     with GzipReader(gz_files["single"], index=indexes[0]) as reader:  # rebuilds transparently
         reader.seek(len(truth) - 100)
         assert reader.read() == truth[-100:]
     assert len(indexes[0]) > 0
-    assert openers._index_memory.total() <= openers.settings.gzip_index_bytes
+    assert gzipseek._index_memory.total() <= gzipseek.settings.gzip_index_bytes

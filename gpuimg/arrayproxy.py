@@ -71,12 +71,14 @@ class ArrayProxy:
 
     Parameters
     ----------
-    file_like : str, os.PathLike or file object
-        Where the data live. A file object is used as given and never closed by the proxy.
+    file_like : str, os.PathLike, file object or FileHandle
+        Where the data live. A file object is used as given and never closed by the proxy. A
+        :class:`~gpuimg.io.handles.FileHandle` (how :func:`gpuimg.load` hands on the file it opened)
+        is used as given too, with its own ``keep_file_open``.
     spec : header or tuple
         A header (with ``get_data_shape``, ``get_data_dtype``, ``get_data_offset`` and
         ``get_slope_inter``) or a tuple ``(shape, dtype, offset, slope, inter)`` whose last entries may be
-        left out (offset 0, slope 1, inter 0).
+        left out (offset 0, slope 1, inter 0). Read once here: the proxy keeps no reference to it.
     mmap : {True, False, 'c', 'r'}, optional, keyword only
         Memory-map uncompressed files for whole-array unscaled reads (True means 'c').
     order : {None, 'F', 'C'}, optional, keyword only
@@ -115,8 +117,12 @@ class ArrayProxy:
         self._offset = int(offset)
         self._slope = 1.0 if slope is None else float(slope)
         self._inter = 0.0 if inter is None else float(inter)
-        self._file_like = file_like
-        self._handle = FileHandle(file_like, keep_file_open=self._keep_file_open)
+        if isinstance(file_like, FileHandle):
+            self._handle = file_like
+            self._keep_file_open = file_like.keep_file_open
+        else:
+            self._handle = FileHandle(file_like, keep_file_open=self._keep_file_open)
+        self._file_like = self._handle.target
         self._gzip_size_checked = False
 
     #: The layout used when ``order`` is None (nibabel's hook for subclasses).

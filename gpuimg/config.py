@@ -101,6 +101,7 @@ OPTIONS: dict[str, _Option] = {
     "checkpoint_spacing": _integer(1 << 20, 1),
     "window_bytes": _integer(4 << 20, 0),
     "gzip_index_bytes": _integer(1 << 30, 0),
+    "open_files": _integer(128, 0),
 }
 
 
@@ -154,6 +155,11 @@ class Settings:
     gzip_index_bytes : int
         Memory all gzip seek indexes of the process may hold together (checkpoints and kept bytes).
         Past it, the least recently used indexes are emptied; they rebuild as their files are read.
+    open_files : int
+        Files gpuimg keeps open by its own choice (proxies loaded with ``keep_file_open=None``, the
+        default), so the file a load opened serves the reads that follow. Past it, the least recently
+        used are closed and opened anew by path on their next read; 0 keeps none, as nibabel.
+        Files kept with ``keep_file_open=True`` are not counted and never closed by gpuimg.
     """
 
     threads: int
@@ -168,6 +174,7 @@ class Settings:
     checkpoint_spacing: int
     window_bytes: int
     gzip_index_bytes: int
+    open_files: int
 
     def __init__(self) -> None:
         for name, option in OPTIONS.items():

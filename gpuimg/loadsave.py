@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 
+from gpuimg.arrayproxy import normalize_keep_file_open, normalize_mmap
 from gpuimg.errors import ImageFileError
 from gpuimg.formats.analyze import AnalyzeImage, Spm2AnalyzeImage
 from gpuimg.formats.nifti1 import Nifti1Image, Nifti1Pair
 from gpuimg.formats.nifti2 import Nifti2Image, Nifti2Pair
+from gpuimg.io.handles import FileHandle, OpenedFile
 
 #: Tried in this order, as nibabel does: the first class whose sniff accepts the file wins.
 IMAGE_CLASSES = (Nifti1Pair, Nifti1Image, Nifti2Pair, Nifti2Image, Spm2AnalyzeImage)
 
 
-def image_class_for(filename: str | os.PathLike):
+def image_class_for(filename: str | os.PathLike) -> type[AnalyzeImage]:
     """The image class that can read ``filename`` (by extension, then header magic and size).
 
     Raises
@@ -23,26 +26,57 @@ def image_class_for(filename: str | os.PathLike):
     FileNotFoundError, PermissionError
         When the file (or the header file of a pair) is missing or cannot be read.
     """
-    name = os.fspath(filename)
+    with ExitStack() as stack:
+        return _sniffed(os.fspath(filename), stack, keep_file_open=False)[0]
+
+
+def _sniffed(
+    name: str, stack: ExitStack, *, keep_file_open
+) -> tuple[type[AnalyzeImage], OpenedFile]:
+    """The image class of file ``name`` and its header file, opened once (closed with ``stack``).
+
+    The header file of a single-file image is the data file, so its handle keeps the file as
+    ``keep_file_open`` says and goes on to the proxy; a pair's ``.hdr`` is closed after the load.
+    """
     try:
         size = os.stat(name).st_size
     except FileNotFoundError:
         raise FileNotFoundError(f"No such file or no access: '{name}'") from None
     if size == 0:
         raise ImageFileError(f"Empty file: '{name}'")  # nibabel's wording
-    sniff = None
+    opened: dict[str, OpenedFile | None] = {}
     for image_class in IMAGE_CLASSES:
-        maybe, sniff = image_class.path_maybe_image(name, sniff)
-        if maybe:
-            return image_class
+        meta = image_class.header_file_for(name)
+        if meta is None:
+            continue
+        if meta not in opened:
+            keep = keep_file_open if len(image_class.files_types) == 1 else False
+            opened[meta] = _open_header_file(meta, stack, keep_file_open=keep)
+        header_file = opened[meta]
+        if header_file is not None and image_class.head_may_be_image(header_file.head):
+            return image_class, header_file
     raise ImageFileError(
         f"{name}: cannot work out file type (expected NIfTI-1, NIfTI-2 or Analyze: "
         ".nii, .nii.gz, .hdr/.img, .hdr.gz/.img.gz with a valid header)"
     )
 
 
+def _open_header_file(meta: str, stack: ExitStack, *, keep_file_open) -> OpenedFile | None:
+    """``meta`` open until ``stack`` closes, its first bytes read; None when it cannot be read."""
+    try:
+        return stack.enter_context(OpenedFile.open(FileHandle(meta, keep_file_open=keep_file_open)))
+    except PermissionError:
+        raise  # an unreadable file is not one of unknown type
+    except (OSError, EOFError):
+        return None
+
+
 def load(filename: str | os.PathLike, *, mmap=True, keep_file_open=None):
     """Load an image from ``filename``; only the header is read, the data stay on disk behind a proxy.
+
+    The file is opened once: its first bytes choose the image class and hold the header, and (for a
+    single file) the same open file serves the data's reads, kept as ``keep_file_open`` says (None:
+    kept while few, see ``gpuimg.config.settings.open_files``).
 
     Parameters
     ----------
@@ -55,9 +89,17 @@ def load(filename: str | os.PathLike, *, mmap=True, keep_file_open=None):
     image
         A :class:`~gpuimg.Nifti1Image`, :class:`~gpuimg.Nifti2Image`, pair or Analyze image.
     """
-    return image_class_for(filename).from_filename(
-        filename, mmap=mmap, keep_file_open=keep_file_open
-    )
+    normalize_mmap(mmap)
+    keep_file_open = normalize_keep_file_open(keep_file_open)
+    name = os.fspath(filename)
+    with ExitStack() as stack:
+        image_class, header_file = _sniffed(name, stack, keep_file_open=keep_file_open)
+        return image_class.from_header_file(
+            image_class.filespec_to_file_map(name),
+            header_file,
+            mmap=mmap,
+            keep_file_open=keep_file_open,
+        )
 
 
 _SAVE_CLASSES: dict[str, dict[int, type[Nifti1Pair]]] = {

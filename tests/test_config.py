@@ -57,6 +57,7 @@ VALUES = {
     "checkpoint_spacing": (1 << 16, [0, -5]),
     "window_bytes": (0, [-1, None]),
     "gzip_index_bytes": (1 << 20, [-1, 1.5]),
+    "open_files": (4, [-1, 2.5, None]),
 }
 
 

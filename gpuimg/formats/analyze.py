@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,10 +20,12 @@ from gpuimg.config import settings
 from gpuimg.errors import HeaderDataError, ImageFileError
 from gpuimg.headers.analyze import AnalyzeHeader
 from gpuimg.headers.spm import Spm2AnalyzeHeader, SpmAnalyzeHeader
+from gpuimg.images.filebased import AdoptedHeader
 from gpuimg.images.fileholders import FileHolder
 from gpuimg.images.spatial import SpatialImage
 from gpuimg.io.atomic import AtomicFiles
-from gpuimg.io.openers import is_gzip_path, open_image_file
+from gpuimg.io.handles import FileHandle, OpenedFile
+from gpuimg.io.openers import is_gzip_path
 
 #: Deflate cannot expand data by more than about 1032:1; a gzip file claiming more is corrupt.
 _MAX_DEFLATE_RATIO = 1032
@@ -55,9 +58,39 @@ class AnalyzeImage(SpatialImage):
 
     @classmethod
     def from_file_map(cls, file_map, *, mmap=True, keep_file_open=None):
-        """Load an image from ``file_map``: reads the header only; the data stay behind a proxy."""
+        """Load an image from ``file_map``: reads the header only; the data stay behind a proxy.
+
+        The header file is opened once; for a single file, that file (kept as ``keep_file_open``
+        says, see :class:`~gpuimg.io.handles.FileHandle`) also serves the data's reads.
+        """
         hdr_fh, img_fh = cls._header_and_image(file_map)
-        header = cls._read_header(hdr_fh)
+        name = hdr_fh.filename or "<fileobj>"
+        if hdr_fh.file_like is None:
+            raise ImageFileError(f"{name}: the header has neither a file name nor a file object")
+        keep = keep_file_open if hdr_fh.same_file_as(img_fh) else False
+        handle = FileHandle(hdr_fh.file_like, keep_file_open=keep)
+        with ExitStack() as stack:
+            try:
+                header_file = stack.enter_context(OpenedFile.open(handle, start=hdr_fh.pos))
+            except FileNotFoundError as error:
+                raise ImageFileError(f"{name}: no such file") from error
+            return cls.from_header_file(
+                file_map, header_file, mmap=mmap, keep_file_open=keep_file_open
+            )
+
+    @classmethod
+    def from_header_file(
+        cls, file_map, header_file: OpenedFile, *, mmap=True, keep_file_open=None
+    ) -> AnalyzeImage:
+        """Load an image of ``file_map`` whose header file is open as ``header_file``.
+
+        The header is read from ``header_file`` (its sniffed first bytes, then the rest), decoded,
+        fixed and validated once, and becomes the image's own without a copy. When the header file is
+        the data file, its handle is handed on to the proxy, so its reads need no other open. What
+        :func:`gpuimg.load` calls once it has sniffed the file.
+        """
+        hdr_fh, img_fh = cls._header_and_image(file_map)
+        header = cls.header_class.from_fileobj(header_file, filename=hdr_fh.filename or "<fileobj>")
         if img_fh.filename is not None:
             try:
                 available = plausible_size(img_fh.filename)
@@ -65,30 +98,15 @@ class AnalyzeImage(SpatialImage):
                 raise ImageFileError(
                     f"{img_fh.filename}: cannot open image data: {error}"
                 ) from error
-            header.validate(img_fh.filename, file_size=available)
+            header.validate_data_fits(img_fh.filename, available)
+        data_file = header_file.handle if hdr_fh.same_file_as(img_fh) else img_fh.file_like
         try:
-            data = cls.ImageArrayProxy(
-                img_fh.file_like, header.copy(), mmap=mmap, keep_file_open=keep_file_open
-            )
+            data = cls.ImageArrayProxy(data_file, header, mmap=mmap, keep_file_open=keep_file_open)
         except HeaderDataError as error:  # inconsistent scale factors: say which file has them
             raise HeaderDataError(f"{hdr_fh.filename or '<fileobj>'}: {error}") from error
-        img = cls(data, None, header, file_map=file_map)
-        img._affine = header.get_best_affine()
+        img = cls(data, None, AdoptedHeader(header), file_map=file_map)
+        img._affine = img.header.get_best_affine()
         return img
-
-    @classmethod
-    def _read_header(cls, holder: FileHolder):
-        name = holder.filename or "<fileobj>"
-        if holder.fileobj is not None:
-            holder.fileobj.seek(holder.pos)
-            return cls.header_class.from_fileobj(holder.fileobj, filename=name)
-        if holder.filename is None:
-            raise ImageFileError(f"{name}: the header has neither a file name nor a file object")
-        try:
-            with open_image_file(holder.filename) as fileobj:
-                return cls.header_class.from_fileobj(fileobj, filename=name)
-        except FileNotFoundError as error:
-            raise ImageFileError(f"{name}: no such file") from error
 
     def to_file_map(self, file_map=None, dtype=None, *, bgzf: bool | None = None) -> None:
         """Write header and data to ``file_map`` (default: the image's own).

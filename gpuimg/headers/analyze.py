@@ -218,7 +218,7 @@ class AnalyzeHeader(HeaderDataIO, StructuredHeader):
             )
         self._validate_offset(filename)
         if file_size is not None:
-            self._validate_data_fits(filename, int(file_size))
+            self.validate_data_fits(filename, int(file_size))
 
     def _validate_format(self, filename: str) -> None:
         """Check format marks (NIfTI magic); Analyze has none."""
@@ -232,7 +232,12 @@ class AnalyzeHeader(HeaderDataIO, StructuredHeader):
         if not offset >= 0:
             raise header_error(filename, "vox_offset", offset, ">= 0")
 
-    def _validate_data_fits(self, filename: str, file_size: int) -> None:
+    def validate_data_fits(self, filename: str, file_size: int) -> None:
+        """Raise :class:`~gpuimg.errors.HeaderError` unless the data block fits in ``file_size`` bytes.
+
+        The part of :meth:`validate` that needs the data file: a load that read (and validated) the
+        header on its own checks only this.
+        """
         itemsize = self.get_data_dtype().itemsize
         nbytes = itemsize
         for length in self.get_data_shape():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import urllib.request
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from gpuimg.errors import ImageFileError
 from gpuimg.headers.generic import FileBasedHeader
@@ -13,6 +13,16 @@ from gpuimg.images.fileholders import FileHolder
 from gpuimg.io.openers import open_image_file
 
 FileMap = dict[str, FileHolder]
+
+
+class AdoptedHeader(NamedTuple):
+    """A header an image takes as its own, neither copied nor checked again.
+
+    A load passes the header it has just read and validated (and that nothing else holds) this way,
+    where any other header given to an image is converted (copied and checked) by ``from_header``.
+    """
+
+    header: Any
 
 
 def types_filenames(
@@ -67,7 +77,10 @@ class FileBasedImage:
     rw = True
 
     def __init__(self, header=None, extra=None, file_map=None) -> None:
-        self._header = self.header_class.from_header(header)
+        if isinstance(header, AdoptedHeader) and type(header.header) is self.header_class:
+            self._header = header.header
+        else:
+            self._header = self.header_class.from_header(header)
         self.extra = {} if extra is None else dict(extra)
         self.file_map = self.make_file_map() if file_map is None else file_map
 
@@ -144,11 +157,32 @@ class FileBasedImage:
         raise NotImplementedError
 
     @classmethod
-    def _sniff_meta_for(cls, filename: str | os.PathLike, sniff_nbytes: int, sniff=None):
-        """Read (or reuse) the first ``sniff_nbytes`` bytes of the file holding the header."""
-        file_map = cls.filespec_to_file_map(filename)
-        meta = file_map["header" if "header" in file_map else "image"].filename
-        assert meta is not None, "a file map made from a filename names every file"
+    def header_file_for(cls, filename: str | os.PathLike) -> str | None:
+        """The file holding the header of an image of this class named ``filename``.
+
+        None when the name rules this class out (another extension).
+        """
+        name = os.fspath(filename).lower()
+        stem = next((name[: -len(s)] for s in cls._compressed_suffixes if name.endswith(s)), name)
+        if not stem.endswith(cls.valid_exts):
+            return None
+        try:
+            file_map = cls.filespec_to_file_map(filename)
+        except ImageFileError:
+            return None
+        return file_map["header" if "header" in file_map else "image"].filename
+
+    @classmethod
+    def head_may_be_image(cls, head: bytes) -> bool:
+        """Whether a header file starting with ``head`` may hold an image of this class."""
+        sniff_size = getattr(cls.header_class, "sizeof_hdr", 0)
+        if not sniff_size:
+            return True
+        return len(head) >= sniff_size and cls.header_class.may_contain_header(head)
+
+    @classmethod
+    def _sniff_meta_for(cls, meta: str, sniff_nbytes: int, sniff=None):
+        """Read (or reuse) the first ``sniff_nbytes`` bytes of ``meta``, the file holding the header."""
         if sniff is not None and sniff[1] == meta and len(sniff[0]) >= sniff_nbytes:
             return sniff
         try:
@@ -165,21 +199,16 @@ class FileBasedImage:
 
         ``sniff`` is ``(bytes, metadata filename)``, reusable by the next class tried.
         """
-        name = os.fspath(filename).lower()
-        stem = next((name[: -len(s)] for s in cls._compressed_suffixes if name.endswith(s)), name)
-        if not stem.endswith(cls.valid_exts):
-            return False, sniff
-        try:
-            cls.filespec_to_file_map(filename)
-        except ImageFileError:
+        meta = cls.header_file_for(filename)
+        if meta is None:
             return False, sniff
         sniff_size = getattr(cls.header_class, "sizeof_hdr", 0)
         if not sniff_size:
             return True, sniff
-        sniff = cls._sniff_meta_for(filename, max(sniff_size, sniff_max), sniff)
-        if sniff is None or len(sniff[0]) < sniff_size:
+        sniff = cls._sniff_meta_for(meta, max(sniff_size, sniff_max), sniff)
+        if sniff is None:
             return False, sniff
-        return cls.header_class.may_contain_header(sniff[0]), sniff
+        return cls.head_may_be_image(sniff[0]), sniff
 
 
 class SerializableImage(FileBasedImage):

@@ -79,11 +79,13 @@ class BgzfReader(PositionedReader):
     Parameters
     ----------
     path : str, os.PathLike or int
-        The BGZF file, or an open descriptor of it (left open).
+        The BGZF file, or an open descriptor of it (left open unless ``closefd``).
     name : str, optional
         Name for error messages (default: the path).
     index : BgzfIndex, optional
         Block table to use and extend (default: a new one).
+    closefd : bool, optional
+        A descriptor given becomes the reader's, closed by :meth:`close`.
 
     Notes
     -----
@@ -102,11 +104,12 @@ class BgzfReader(PositionedReader):
         *,
         name: str | None = None,
         index: BgzfIndex | None = None,
+        closefd: bool = False,
     ) -> None:
         super().__init__()
         self.name = name or (f"<fd {path}>" if isinstance(path, int) else os.fspath(path))
-        # A descriptor stays the caller's to close.
-        self._raw = open(path, "rb", closefd=not isinstance(path, int))  # noqa: SIM115
+        # A descriptor stays the caller's to close, unless closefd hands it over.
+        self._raw = open(path, "rb", closefd=closefd or not isinstance(path, int))  # noqa: SIM115
         fd = self._raw.fileno()
         self._data = CompressedFile(fd)
         self._index = BgzfIndex() if index is None else index

@@ -223,14 +223,16 @@ class GzipReader(PositionedReader):
     Parameters
     ----------
     path_or_fileobj : str, os.PathLike or binary file object
-        The compressed file. A file object is read from its start and is not
-        closed by :meth:`close`.
+        The compressed file. A file object is read from its start and is
+        closed by :meth:`close` only with ``closefd``.
     name : str, optional
         Name for error messages (default: the path, or the object's ``name``).
     index : GzipIndex, optional
         Checkpoint index to use and extend (default: a new one).
     checkpoint_spacing : int or None, optional
         Spacing of a new index (default: ``gpuimg.config.settings.checkpoint_spacing``).
+    closefd : bool, optional
+        A file object given becomes the reader's, closed by :meth:`close`.
 
     Notes
     -----
@@ -249,6 +251,7 @@ class GzipReader(PositionedReader):
         name: str | None = None,
         index: GzipIndex | None = None,
         checkpoint_spacing: int | None = None,
+        closefd: bool = False,
     ) -> None:
         super().__init__()
         self._owns_raw = False  # set first: close() runs even if opening fails
@@ -258,6 +261,7 @@ class GzipReader(PositionedReader):
             default_name = os.fspath(path_or_fileobj)
         else:
             self._raw = path_or_fileobj
+            self._owns_raw = closefd
             default_name = getattr(path_or_fileobj, "name", None) or repr(path_or_fileobj)
             self._raw.seek(0)
         self.name = name or default_name

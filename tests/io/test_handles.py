@@ -5,14 +5,17 @@ from __future__ import annotations
 import gc
 import gzip
 import io
+import os
 import pickle
 import threading
 
 import numpy as np
 import pytest
 
-from gpuimg.io.handles import KEEP_FILE_OPEN_DEFAULT, FileHandle
+from gpuimg import config
+from gpuimg.io.handles import FileHandle, open_files_count
 from gpuimg.io.openers import GzipReader
+from gpuimg.io.positioned import ReadableFile
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +34,88 @@ def path(request, tmp_path, truth):
     return target
 
 
-def test_default_is_not_to_keep_files_open(path):
-    assert KEEP_FILE_OPEN_DEFAULT is False
-    assert FileHandle(path, keep_file_open=None).keep_file_open is False
+def test_by_default_the_file_is_kept_while_few_are(path, truth):
+    handle = FileHandle(path)
+    assert handle.keep_file_open is None
+    with handle.open() as first:
+        first.seek(0)
+        first.read(10)
+    with handle.open() as second:
+        assert second is first and not first.closed
+    with config.configure(open_files=0):  # none kept: closed now, and a new file each time
+        assert first.closed
+        with handle.open() as third:
+            assert third is not first
+        assert third.closed
+
+
+def _used(handle: FileHandle) -> ReadableFile:
+    with handle.open() as fileobj:
+        fileobj.seek(0)
+        fileobj.read(4)
+    return fileobj
+
+
+def test_files_kept_by_default_are_bounded_least_recently_used_first(path, truth):
+    with config.configure(open_files=2):
+        handles = [FileHandle(path) for _ in range(4)]
+        files = [_used(handle) for handle in handles]
+        assert [f.closed for f in files] == [True, True, False, False]
+        assert open_files_count() == 2
+        _used(handles[2])  # now the most recent: handles[3] is the oldest
+        reopened = _used(handles[0])
+        assert files[3].closed and not files[2].closed and not reopened.closed
+        with handles[0].open() as f:
+            f.seek(100)
+            assert f.read(8) == truth[100:108]
+        for handle in handles:
+            handle.close()
+        assert open_files_count() == 0
+
+
+def test_files_kept_on_request_are_never_closed_by_the_bound(path):
+    with config.configure(open_files=1):
+        kept = [FileHandle(path, keep_file_open=True) for _ in range(3)]
+        kept_files = [_used(handle) for handle in kept]
+        auto_files = [_used(FileHandle(path)) for _ in range(2)]
+        assert not any(f.closed for f in kept_files)
+        assert auto_files[0].closed
+        for handle in kept:
+            handle.close()
+
+
+def test_a_file_in_use_is_not_closed_by_the_bound(path, truth):
+    with config.configure(open_files=1):
+        first, second = FileHandle(path), FileHandle(path)
+        with first.open() as f:
+            _used(second)  # over the bound, but the first file is being read
+            f.seek(20)
+            assert f.read(4) == truth[20:24]
+        assert open_files_count() <= 2
+        _used(second)
+        assert f.closed and open_files_count() == 1
+        second.close()
+
+
+def test_a_default_kept_file_busy_in_another_thread_gives_a_new_descriptor(path):
+    handle = FileHandle(path)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with handle.open():
+            holding.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert holding.wait(30)
+        with handle.open_descriptor() as fd:  # whole reads of a default handle run side by side
+            assert os.pread(fd, 2, 0)
+    finally:
+        release.set()
+        thread.join()
+    handle.close()
 
 
 def test_new_file_each_time_when_not_kept(path, truth):

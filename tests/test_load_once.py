@@ -7,6 +7,7 @@ opens (``os.open`` and ``open`` of a path), gzip streams started, header decodes
 from __future__ import annotations
 
 import builtins
+import io
 import os
 import pickle
 from collections import Counter
@@ -18,6 +19,7 @@ import pytest
 import gpuimg
 from gpuimg import config
 from gpuimg.headers.nifti1 import Nifti1Header
+from gpuimg.images.fileholders import FileHolder
 from gpuimg.io.openers import GzipReader
 
 SHAPE = (16, 16, 8)
@@ -143,3 +145,13 @@ def test_a_loaded_image_pickles_without_its_open_file(path):
     clone = pickle.loads(pickle.dumps(img))
     assert clone.dataobj._handle._kept is None
     np.testing.assert_array_equal(clone.get_fdata(dtype=np.float32), _expected())
+
+
+def test_a_holder_with_a_file_object_and_a_name_reads_the_header_from_the_object(tmp_path):
+    named = str(tmp_path / "named.nii")
+    gpuimg.save(gpuimg.Nifti1Image(_data(), np.eye(4)), named)
+    other = gpuimg.Nifti1Image(_data()[:8], np.diag([2.0, 2.0, 2.0, 1.0]))
+    holder = FileHolder(filename=named, fileobj=io.BytesIO(other.to_bytes()))
+    img = gpuimg.Nifti1Image.from_file_map({"image": holder})
+    assert img.shape == (8, *SHAPE[1:])  # nibabel: the holder's file object holds the header
+    np.testing.assert_array_equal(img.affine, other.affine)

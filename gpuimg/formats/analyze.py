@@ -65,10 +65,12 @@ class AnalyzeImage(SpatialImage):
         """
         hdr_fh, img_fh = cls._header_and_image(file_map)
         name = hdr_fh.filename or "<fileobj>"
-        if hdr_fh.file_like is None:
+        # The holder's own file object, when it has one, holds the header (as nibabel reads it).
+        target = hdr_fh.fileobj if hdr_fh.fileobj is not None else hdr_fh.filename
+        if target is None:
             raise ImageFileError(f"{name}: the header has neither a file name nor a file object")
         keep = keep_file_open if hdr_fh.same_file_as(img_fh) else False
-        handle = FileHandle(hdr_fh.file_like, keep_file_open=keep)
+        handle = FileHandle(target, keep_file_open=keep)
         with ExitStack() as stack:
             try:
                 header_file = stack.enter_context(OpenedFile.open(handle, start=hdr_fh.pos))
@@ -99,7 +101,9 @@ class AnalyzeImage(SpatialImage):
                     f"{img_fh.filename}: cannot open image data: {error}"
                 ) from error
             header.validate_data_fits(img_fh.filename, available)
-        data_file = header_file.handle if hdr_fh.same_file_as(img_fh) else img_fh.file_like
+        handle = header_file.handle
+        same = hdr_fh.same_file_as(img_fh) and handle.target == img_fh.file_like
+        data_file = handle if same else img_fh.file_like
         try:
             data = cls.ImageArrayProxy(data_file, header, mmap=mmap, keep_file_open=keep_file_open)
         except HeaderDataError as error:  # inconsistent scale factors: say which file has them

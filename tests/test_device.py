@@ -78,6 +78,20 @@ def test_resolve_device_rejects(double, spec) -> None:
         device.resolve_device(spec)
 
 
+def test_seam_operations_put_work_on_the_device_asked_for(double) -> None:
+    double.set_device_count(2)
+    array = device.empty((2, 3), np.float32, order="F", device=1)
+    assert array.device.id == 1 and array.flags.f_contiguous
+    assert double.cuda.Device().id == 0  # the current device is left as it was
+    with device.using_device(1):
+        stream = device.new_stream()
+        assert stream.device_id == 1
+        with stream:
+            assert device.current_stream() is stream
+        assert device.empty(4, np.uint8).device.id == 1
+    assert stream is not device.new_stream()
+
+
 def test_resolve_device_counts_devices(double) -> None:
     with pytest.raises(DeviceUnavailableError, match=r"'cuda:1', but only 1 CUDA device"):
         device.resolve_device("cuda:1")

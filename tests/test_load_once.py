@@ -155,3 +155,10 @@ def test_a_holder_with_a_file_object_and_a_name_reads_the_header_from_the_object
     img = gpuimg.Nifti1Image.from_file_map({"image": holder})
     assert img.shape == (8, *SHAPE[1:])  # nibabel: the holder's file object holds the header
     np.testing.assert_array_equal(img.affine, other.affine)
+
+
+def test_a_load_and_its_device_read_open_the_file_once(path, opens, xp):
+    img = gpuimg.load(path)
+    data = img.get_fdata(dtype=np.float32, device="cuda")
+    np.testing.assert_array_equal(xp.asnumpy(data), _expected())
+    assert dict(opens) == {path: 1}

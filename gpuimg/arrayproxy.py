@@ -29,8 +29,9 @@ from gpuimg.gpudecode import read_bgzf_to_device
 from gpuimg.gpuread import read_to_device
 from gpuimg.io.bgzf import BgzfReader, is_bgzf_file
 from gpuimg.io.buffers import default_pool
+from gpuimg.io.containers import MAX_DEFLATE_RATIO, compressed_suffix, container_for
 from gpuimg.io.handles import FileHandle
-from gpuimg.io.openers import SequentialGzipReader, gzip_uncompressed_size, is_gzip_path
+from gpuimg.io.openers import SequentialGzipReader, gzip_uncompressed_size
 from gpuimg.io.slicing import ReadPlan, canonical_slicer, plan_read, read_plan_into
 from gpuimg.scaling import ScalePlan, apply_scaling, plan_scaling, scale_into
 
@@ -181,8 +182,8 @@ class ArrayProxy:
 
     @property
     def is_compressed(self) -> bool:
-        """True when the data file is gzip-compressed."""
-        return is_gzip_path(self._file_like)
+        """True when the data file is compressed (gzip, bzip2 or zstd)."""
+        return bool(compressed_suffix(self._file_like))
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         return self.get_scaled(dtype=dtype)
@@ -215,6 +216,21 @@ class ArrayProxy:
             shape = shape[: unknown[0]] + (fill,) + shape[unknown[0] + 1 :]
         if int(np.prod(shape, dtype=object)) != size:
             raise ValueError(f"cannot reshape array of size {size} into shape {shape}")
+        return self._with_shape(shape)
+
+    def copy(self) -> ArrayProxy:
+        """A new proxy of the same file and parameters (nibabel's ``ArrayProxy.copy``).
+
+        The copy of a proxy of an open file object shares its file handle, and so its lock: reads
+        through the two never interleave their seeks. The copy of a proxy of a path has its own.
+        """
+        new = self._with_shape(self.shape)
+        if not isinstance(self._file_like, (str, os.PathLike)):
+            new._handle = self._handle
+        return new
+
+    def _with_shape(self, shape: tuple[int, ...]) -> ArrayProxy:
+        """A proxy of the same data and options, with ``shape`` (in this proxy's order)."""
         return type(self)(
             self._file_like,
             (shape, self._dtype, self._offset, self._slope, self._inter),
@@ -489,7 +505,10 @@ class ArrayProxy:
                 self._gzip_size_checked = True
                 return
         with self._handle.open_descriptor() as fd:
-            hint = gzip_uncompressed_size(fd)
+            if container_for(self._file_like) is None:
+                hint = gzip_uncompressed_size(fd)
+            else:  # bzip2, zstd: no size on record; trusted within deflate's bound, counted beyond
+                hint = os.fstat(fd).st_size * MAX_DEFLATE_RATIO
         if not (hint >= end or hint == end % 2**32):
             found = 0
             with (
@@ -561,7 +580,9 @@ class ArrayProxy:
                 yield fileobj
             return
         with self._handle.open_descriptor() as fd:
-            if is_bgzf_file(fd):
+            if (container := container_for(self._file_like)) is not None:
+                opener = functools.partial(container.open_read, name=self.name)
+            elif is_bgzf_file(fd):
                 opener = self._bgzf_reader
             else:
                 opener = functools.partial(SequentialGzipReader, name=self.name)

@@ -10,6 +10,7 @@ from gpuimg.errors import ImageFileError
 from gpuimg.formats.analyze import AnalyzeImage, Spm2AnalyzeImage
 from gpuimg.formats.nifti1 import Nifti1Image, Nifti1Pair
 from gpuimg.formats.nifti2 import Nifti2Image, Nifti2Pair
+from gpuimg.io.containers import compressed_suffix, signature_mismatch
 from gpuimg.io.handles import FileHandle, OpenedFile
 
 #: Tried in this order, as nibabel does: the first class whose sniff accepts the file wins.
@@ -22,7 +23,8 @@ def image_class_for(filename: str | os.PathLike) -> type[AnalyzeImage]:
     Raises
     ------
     ImageFileError
-        When no class recognises the file.
+        When no class recognises the file (nibabel's messages: the file is not of the format its
+        compression suffix says, or ``Cannot work out file type of "name"``).
     FileNotFoundError, PermissionError
         When the file (or the header file of a pair) is missing or cannot be read.
     """
@@ -55,9 +57,12 @@ def _sniffed(
         header_file = opened[meta]
         if header_file is not None and image_class.head_may_be_image(header_file.head):
             return image_class, header_file
+    mismatch = signature_mismatch(name)  # 'File img.nii.bz2 is not a bzip2 file', as nibabel says
+    if mismatch:
+        raise ImageFileError(mismatch)
     raise ImageFileError(
-        f"{name}: cannot work out file type (expected NIfTI-1, NIfTI-2 or Analyze: "
-        ".nii, .nii.gz, .hdr/.img, .hdr.gz/.img.gz with a valid header)"
+        f'Cannot work out file type of "{name}" (expected NIfTI-1, NIfTI-2 or Analyze: .nii, '
+        ".hdr/.img, optionally .gz, .bz2 or .zst compressed, with a valid header)"
     )
 
 
@@ -115,7 +120,7 @@ def save(img, filename: str | os.PathLike, **kwargs) -> None:
     The write is atomic: files are written under temporary names and renamed into place.
     """
     name = os.fspath(filename)
-    lower = name.lower().removesuffix(".gz")
+    lower = name.lower().removesuffix(compressed_suffix(name))
     ext = os.path.splitext(lower)[1]
     if ext not in _SAVE_CLASSES:
         raise ImageFileError(

@@ -43,7 +43,7 @@ def _raises(exc, path, *words):
 def test_unknown_extension(tmp_path):
     path = tmp_path / "volume.mgz"
     path.write_bytes(b"\0" * 400)
-    with _raises(ImageFileError, path, "cannot work out file type"):
+    with pytest.raises(ImageFileError, match="^Cannot work out file type of .*volume.mgz"):
         gpuimg.load(path)
 
 

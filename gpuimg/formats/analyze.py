@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from contextlib import ExitStack
 from typing import Any, ClassVar
 
@@ -24,17 +23,8 @@ from gpuimg.images.filebased import AdoptedHeader
 from gpuimg.images.fileholders import FileHolder
 from gpuimg.images.spatial import SpatialImage
 from gpuimg.io.atomic import AtomicFiles
+from gpuimg.io.containers import max_uncompressed_size
 from gpuimg.io.handles import FileHandle, OpenedFile
-from gpuimg.io.openers import is_gzip_path
-
-#: Deflate cannot expand data by more than about 1032:1; a gzip file claiming more is corrupt.
-_MAX_DEFLATE_RATIO = 1032
-
-
-def plausible_size(path: str) -> int:
-    """Upper bound of the uncompressed size of ``path`` (its size when not gzipped)."""
-    size = os.path.getsize(path)
-    return size * _MAX_DEFLATE_RATIO + (1 << 16) if is_gzip_path(path) else size
 
 
 class AnalyzeImage(SpatialImage):
@@ -43,6 +33,7 @@ class AnalyzeImage(SpatialImage):
     header_class: ClassVar[type[Any]] = AnalyzeHeader
     files_types: ClassVar[tuple[tuple[str, str], ...]] = (("image", ".img"), ("header", ".hdr"))
     valid_exts: ClassVar[tuple[str, ...]] = (".img", ".hdr")
+    spatial_axes_first: ClassVar[bool] = True
 
     def __init__(self, dataobj, affine, header=None, extra=None, file_map=None, dtype=None) -> None:
         super().__init__(dataobj, affine, header, extra, file_map)
@@ -95,7 +86,7 @@ class AnalyzeImage(SpatialImage):
         header = cls.header_class.from_fileobj(header_file, filename=hdr_fh.filename or "<fileobj>")
         if img_fh.filename is not None:
             try:
-                available = plausible_size(img_fh.filename)
+                available = max_uncompressed_size(img_fh.filename)
             except OSError as error:
                 raise ImageFileError(
                     f"{img_fh.filename}: cannot open image data: {error}"
@@ -120,7 +111,8 @@ class AnalyzeImage(SpatialImage):
         Each file replaces its target atomically and durably, only once everything was written (see
         :mod:`gpuimg.io.atomic`), so a failed save leaves existing files byte-identical. ``.gz`` files
         are written at ``gpuimg.config.settings.compresslevel``, as BGZF when ``bgzf`` is True (None:
-        the ``bgzf`` setting; see :mod:`gpuimg.io.bgzf`), else as one gzip stream.
+        the ``bgzf`` setting; see :mod:`gpuimg.io.bgzf`), else as one gzip stream; ``.bz2`` and
+        ``.zst`` files as one stream of their format (see :mod:`gpuimg.io.containers`).
 
         Raises
         ------

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, NamedTuple
 from gpuimg.errors import ImageFileError
 from gpuimg.headers.generic import FileBasedHeader
 from gpuimg.images.fileholders import FileHolder
+from gpuimg.io.containers import COMPRESSED_SUFFIXES
 from gpuimg.io.openers import open_image_file
 
 FileMap = dict[str, FileHolder]
@@ -32,7 +33,7 @@ def types_filenames(
 ) -> dict[str, str]:
     """Map each file type of an image class to its filename, from one filename of the set.
 
-    A trailing compression suffix (``.gz``) is carried over to every file; the extension's case is kept.
+    A trailing compression suffix (``.gz``, ``.bz2``, ``.zst``) is carried over to every file; the extension's case is kept.
 
     Examples
     --------
@@ -72,7 +73,7 @@ class FileBasedImage:
     files_types: ClassVar[tuple[tuple[str, str], ...]] = (("image", ".img"),)
     #: Extensions of the files this class reads; none for the format-free base classes (as nibabel).
     valid_exts: ClassVar[tuple[str, ...]] = ()
-    _compressed_suffixes: ClassVar[tuple[str, ...]] = (".gz",)
+    _compressed_suffixes: ClassVar[tuple[str, ...]] = COMPRESSED_SUFFIXES
     makeable = True
     rw = True
 

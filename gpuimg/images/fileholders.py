@@ -42,7 +42,7 @@ class FileHolder:
         """An open file positioned at ``pos``, for use in a ``with`` block.
 
         The holder's own file object is used as it is and left open; a filename is opened in ``mode``
-        (gzip by its ``.gz`` suffix) and closed at the end of the block. A file opened by name for
+        (compressed by its ``.gz``, ``.bz2`` or ``.zst`` suffix) and closed at the end of the block. A file opened by name for
         writing is new: it starts at 0 whatever ``pos`` says.
 
         Raises

@@ -75,11 +75,15 @@ class _Pending:
         self.path = os.path.abspath(target)
         self.folder = os.path.dirname(self.path)
         self.temporary = temporary  # None: an unnamed (O_TMPFILE) file
-        self.raw = _TemporaryFile(fd, target)
-        self.buffered = io.BufferedWriter(self.raw, _WRITE_BUFFER)
-        self.writer = open_image_file(
-            target, "wb", compresslevel=compresslevel, bgzf=bgzf, fileobj=self.buffered
-        )
+        self.raw = _TemporaryFile(fd, target)  # owns the descriptor from here
+        try:
+            self.buffered = io.BufferedWriter(self.raw, _WRITE_BUFFER)
+            self.writer = open_image_file(
+                target, "wb", compresslevel=compresslevel, bgzf=bgzf, fileobj=self.buffered
+            )
+        except BaseException:  # no writer for this target (a zstd file without its module...)
+            self.raw.close()
+            raise
 
     def finish(self, sync: bool) -> None:
         """Close the writers, flushing every byte; ``fsync`` when ``sync``. Raises on any failure."""
@@ -114,11 +118,16 @@ class _Pending:
                 closable.close()
             except (OSError, ValueError):
                 pass  # the file is being thrown away; the error that matters is already raised
-        if self.temporary is not None:
-            try:
-                os.unlink(self.temporary)
-            except FileNotFoundError:
-                pass
+        _remove(self.temporary)
+
+
+def _remove(temporary: str | None) -> None:
+    """Remove a temporary file by name (None: an unnamed file, gone with its descriptor)."""
+    if temporary is not None:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
 
 
 _A = TypeVar("_A", bound="AtomicFiles")
@@ -169,11 +178,14 @@ class AtomicFiles:
         try:
             if existing is not None:
                 _copy_mode(fd, existing)
-            pending = _Pending(target, fd, temporary, compresslevel, bgzf)
         except BaseException:
             os.close(fd)
-            if temporary is not None:
-                os.unlink(temporary)
+            _remove(temporary)
+            raise
+        try:
+            pending = _Pending(target, fd, temporary, compresslevel, bgzf)  # closes fd if it fails
+        except BaseException:
+            _remove(temporary)
             raise
         self._pending.append(pending)
         return pending.writer

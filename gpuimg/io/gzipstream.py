@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 from isal import igzip, isal_zlib
 
 from gpuimg.config import configure, settings
-from gpuimg.errors import CompressedStreamError
+from gpuimg.io.positioned import ForwardStream
 
 
 def _optional_module(name: str) -> ModuleType | None:
@@ -107,7 +107,7 @@ def gzip_backend(name: str | None) -> Iterator[None]:
         yield
 
 
-class SequentialGzipReader(io.RawIOBase):
+class SequentialGzipReader(ForwardStream):
     """Forward reading of a whole gzip file with the fastest streaming backend.
 
     For whole-array reads, where no seek index is wanted: ``readinto`` decompresses straight into the
@@ -116,54 +116,17 @@ class SequentialGzipReader(io.RawIOBase):
     descriptor, read from its start and left open.
     """
 
+    format_name = "gzip"
+    _errors = _STREAM_ERRORS
+
     def __init__(self, path: str | os.PathLike[str] | int, *, name: str | None = None) -> None:
-        self.name = name or (f"<fd {path}>" if isinstance(path, int) else os.fspath(path))
-        # A descriptor stays the caller's to close.
-        self._raw = open(path, "rb", closefd=not isinstance(path, int))  # noqa: SIM115
-        self._raw.seek(0)
+        self._open_raw(path, name)
         backend = get_gzip_backend()
         if backend in _DIRECT_READERS:
             direct = _DIRECT_READERS[backend](self._raw, _DIRECT_READ_BUFFER)
-            self._reader: io.BufferedIOBase = io.BufferedReader(direct)
+            self._reader = io.BufferedReader(direct)
         else:
             self._reader = _SEQUENTIAL_OPENERS[backend](fileobj=self._raw, mode="rb")
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        with self._translated_errors():
-            return self._reader.readinto(buffer)
-
-    def read(self, size: int | None = -1) -> bytes:
-        with self._translated_errors():
-            return self._reader.read(-1 if size is None else size)
-
-    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
-        """Seek (cheap forwards; backwards restarts the stream)."""
-        with self._translated_errors():
-            return self._reader.seek(pos, whence)
-
-    def tell(self) -> int:
-        return self._reader.tell()
-
-    def close(self) -> None:
-        if not self.closed:
-            self._reader.close()
-            self._raw.close()
-        super().close()
-
-    @contextmanager
-    def _translated_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except _STREAM_ERRORS as error:
-            raise CompressedStreamError(
-                f"{self.name}: corrupt or truncated gzip stream ({error})"
-            ) from error
 
 
 def _stream_engine() -> ModuleType:

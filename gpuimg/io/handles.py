@@ -28,6 +28,7 @@ from typing import Any
 from gpuimg.config import reset_after_fork, settings, watch
 from gpuimg.errors import FileChangedError
 from gpuimg.io.bgzf import BgzfIndex, BgzfReader, is_bgzf_file
+from gpuimg.io.containers import container_for
 from gpuimg.io.gzipseek import GzipIndex, GzipReader
 from gpuimg.io.openers import is_gzip_path
 from gpuimg.io.positioned import ReadableFile, file_identity
@@ -41,8 +42,9 @@ class FileHandle:
     Parameters
     ----------
     path_or_fileobj : str, os.PathLike or binary file object
-        A path (``.gz`` read through a seekable :class:`GzipReader`), or an
-        open file object used as is and never closed here.
+        A path (``.gz`` read through a seekable :class:`GzipReader`, ``.bz2`` and ``.zst``
+        through a :class:`~gpuimg.io.containers.StreamReader`), or an open file object used as
+        is and never closed here.
     keep_file_open : bool or None, keyword only
         True keeps one open file (and its gzip state) from the first
         :meth:`open` until :meth:`close`; False opens a new one each time.
@@ -203,6 +205,8 @@ class FileHandle:
     def _open_new(self, path: str | os.PathLike[str] | None = None) -> ReadableFile:
         """Open ``path`` (default: the target) once, named as the target in messages."""
         path = self._target if path is None else path
+        if (container := container_for(self._target)) is not None:
+            return container.open_read(path, name=self.name)
         if self._gzip_index is None:
             return open(path, "rb")  # noqa: SIM115 - closed by open() or close()
         fd = os.open(path, os.O_RDONLY)

@@ -21,6 +21,7 @@ from typing import Any, Literal, overload
 from isal import igzip
 
 from gpuimg.io.bgzf import BgzfReader, BgzfWriter, is_bgzf_file
+from gpuimg.io.containers import container_for
 from gpuimg.io.gzipseek import GzipIndex, GzipReader
 from gpuimg.io.gzipstream import (
     SequentialGzipReader,
@@ -61,7 +62,12 @@ def is_gzip_path(file_like: Any) -> bool:
 
 
 def open_sequential(path: str | os.PathLike[str], *, name: str | None = None) -> ReadableFile:
-    """Open an image file for one forward pass: a :class:`SequentialGzipReader` or a plain file."""
+    """Open an image file for one forward pass: a :class:`SequentialGzipReader` or a plain file.
+
+    ``.bz2`` and ``.zst`` files get a :class:`~gpuimg.io.containers.StreamReader`.
+    """
+    if (container := container_for(path)) is not None:
+        return container.open_read(path, name=name)
     if is_gzip_path(path):
         return SequentialGzipReader(path, name=name)
     return open(path, "rb")  # noqa: SIM115 - returned to the caller
@@ -125,7 +131,7 @@ def open_image_file(
     bgzf: bool = False,
     fileobj: WritableFile | None = None,
 ) -> ReadableFile | WritableFile:
-    """Open an image file, decompressing or compressing ``.gz`` files.
+    """Open an image file, decompressing or compressing ``.gz``, ``.bz2`` and ``.zst`` files.
 
     Parameters
     ----------
@@ -140,6 +146,7 @@ def open_image_file(
     bgzf : bool, optional
         Writing ``.gz``: BGZF blocks compressed in parallel (see
         :mod:`gpuimg.io.bgzf`) instead of one gzip stream.
+        ``.bz2`` and ``.zst`` files are one stream (see :mod:`gpuimg.io.containers`).
     fileobj : binary file object, optional
         Writing only: where the bytes go instead of ``path`` (which still picks
         the format). It is not closed; a plain ``path`` returns it as is.
@@ -156,6 +163,10 @@ def open_image_file(
         raise ValueError(f"{os.fspath(path)}: mode is {mode!r}, expected 'rb' or 'wb'")
     if fileobj is not None and mode != "wb":
         raise ValueError(f"{os.fspath(path)}: fileobj is for writing, found mode {mode!r}")
+    if (container := container_for(path)) is not None:
+        if mode == "rb":
+            return container.open_read(path)
+        return container.open_write(path, compresslevel=compresslevel, fileobj=fileobj)
     if not is_gzip_path(path):
         return fileobj or open(path, mode)  # noqa: SIM115 - returned to the caller
     if mode == "rb":

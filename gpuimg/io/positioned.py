@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
-__all__ = ["PositionedReader", "ReadableFile", "WritableFile", "file_identity"]
+from gpuimg.errors import CompressedStreamError
+
+__all__ = ["ForwardStream", "PositionedReader", "ReadableFile", "WritableFile", "file_identity"]
 
 
 class ReadableFile(Protocol):
@@ -98,3 +102,72 @@ class PositionedReader(io.RawIOBase):
     def _size(self) -> int:
         """Total decompressed size."""
         raise NotImplementedError
+
+
+class ForwardStream(io.RawIOBase):
+    """A compression library's reader over a raw file, read forwards: what stream readers share.
+
+    A subclass opens the file with :meth:`_open_raw`, then sets ``_reader`` (the library's file
+    object over ``_raw``), ``_errors`` (the exceptions that mean a corrupt stream) and
+    ``format_name``. Seeks work (forwards by decompressing, backwards by starting again),
+    :meth:`fileno` is the compressed file's, and a corrupt or truncated stream raises
+    :class:`~gpuimg.errors.CompressedStreamError` naming the file; the file system's own errors
+    (an ``OSError`` with an errno) pass through as they are.
+    """
+
+    name: str
+    format_name = "compressed"
+    _raw: io.BufferedReader
+    _reader: io.BufferedIOBase
+    _errors: tuple[type[BaseException], ...] = ()
+
+    def _open_raw(self, source: str | os.PathLike[str] | int, name: str | None) -> None:
+        """Open ``source`` (a path, or a descriptor read from its start and left open) as ``_raw``."""
+        self.name = name or (f"<fd {source}>" if isinstance(source, int) else os.fspath(source))
+        self._raw = open(source, "rb", closefd=not isinstance(source, int))  # noqa: SIM115
+        self._raw.seek(0)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def readinto(self, buffer: Any) -> int:
+        with self._translated_errors():
+            return self._reader.readinto(buffer)
+
+    def read(self, size: int | None = -1) -> bytes:
+        with self._translated_errors():
+            return self._reader.read(-1 if size is None else size)
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        """Seek (cheap forwards; backwards restarts the stream)."""
+        with self._translated_errors():
+            return self._reader.seek(pos, whence)
+
+    def tell(self) -> int:
+        return self._reader.tell()
+
+    def close(self) -> None:
+        if not self.closed:
+            for part in (getattr(self, "_reader", None), getattr(self, "_raw", None)):
+                if part is not None:
+                    part.close()
+        super().close()
+
+    @contextmanager
+    def _translated_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except self._errors as error:
+            if isinstance(error, OSError) and (
+                error.errno is not None or isinstance(error, CompressedStreamError)
+            ):
+                raise  # the file system's error, not the stream's
+            raise CompressedStreamError(
+                f"{self.name}: corrupt or truncated {self.format_name} stream ({error})"
+            ) from error

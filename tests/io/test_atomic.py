@@ -19,7 +19,7 @@ from gpuimg.formats import analyze
 from gpuimg.io import atomic
 from gpuimg.io.recompress import rewrite_as_bgzf
 
-FORMATS = ["out.nii", "out.nii.gz", "out.img", "out.img.gz"]
+FORMATS = ["out.nii", "out.nii.gz", "out.img", "out.img.gz", "out.nii.bz2", "out.img.zst"]
 
 
 def _image(nbytes: int, seed: int = 0) -> gpuimg.Nifti1Image:

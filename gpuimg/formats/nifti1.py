@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from gpuimg.formats.analyze import AnalyzeImage
+from gpuimg.formats.dtype_aliases import DYNAMIC_ALIASES, resolve_alias
 from gpuimg.headers.nifti1 import Nifti1Header, Nifti1PairHeader
 from gpuimg.images.filebased import SerializableImage
 
@@ -17,6 +18,8 @@ class Nifti1Pair(AnalyzeImage):
     """NIfTI-1 image stored as a .hdr/.img pair."""
 
     header_class: ClassVar[type[Any]] = Nifti1PairHeader
+    #: A dynamic dtype alias set and not yet resolved from the data (None: the header's dtype holds).
+    _dtype_alias: str | None = None
 
     def __init__(self, dataobj, affine, header=None, extra=None, file_map=None, dtype=None) -> None:
         obj_dtype = getattr(dataobj, "dtype", None)
@@ -53,8 +56,44 @@ class Nifti1Pair(AnalyzeImage):
         return img
 
     def set_data_dtype(self, dtype) -> None:
-        """Set the on-disk dtype; ``'mask'`` is nibabel's alias of uint8."""
+        """Set the on-disk dtype; ``'mask'`` is nibabel's alias of uint8.
+
+        ``'compat'`` and ``'smallest'`` choose the type from the data when the image is saved or
+        ``get_data_dtype(finalize=True)`` is called (see :mod:`gpuimg.formats.dtype_aliases`); until
+        then the header keeps its type and :meth:`get_data_dtype` returns the alias.
+        """
+        if isinstance(dtype, str) and dtype in DYNAMIC_ALIASES:
+            self._dtype_alias = dtype
+            return
+        self._dtype_alias = None
         super().set_data_dtype("u1" if isinstance(dtype, str) and dtype == "mask" else dtype)
+
+    def get_data_dtype(self, finalize: bool = False):
+        """The on-disk dtype, or the dynamic alias set and not yet resolved.
+
+        With ``finalize``, an alias is resolved from the data and set as the dtype (which clears it).
+
+        Raises
+        ------
+        ValueError
+            When ``finalize`` finds no type of the alias that holds the data.
+        """
+        if self._dtype_alias is None:
+            return super().get_data_dtype()
+        if not finalize:
+            return self._dtype_alias
+        self.set_data_dtype(resolve_alias(self._dtype_alias, self._dataobj))
+        return super().get_data_dtype()
+
+    def to_file_map(self, file_map=None, dtype=None, *, bgzf: bool | None = None) -> None:
+        """Write the image as :meth:`AnalyzeImage.to_file_map`; a dynamic dtype alias is resolved for
+        the write and set again after it."""
+        alias_or_dtype = self.get_data_dtype()
+        self.get_data_dtype(finalize=True)
+        try:
+            super().to_file_map(file_map, dtype, bgzf=bgzf)
+        finally:
+            self.set_data_dtype(alias_or_dtype)
 
     def get_qform(self, coded: bool = False):
         """The header's qform (see the header's ``get_qform``)."""

@@ -16,34 +16,53 @@ from typing import IO, Any, BinaryIO
 
 import numpy as np
 
-from gpuimg.errors import HeaderError
+from gpuimg.errors import HeaderDataError, HeaderError
 from gpuimg.headers.codes import EXTENSION_CODES
 
 _FIELDS_SIZE = 8  # esize and ecode
 
 
 class NiftiExtension:
-    """One NIfTI header extension.
+    """One NIfTI header extension, with nibabel's access to its content.
+
+    ``content`` is the content as stored (bytes; or str when given as str, written UTF-8 encoded),
+    ``text`` and ``json()`` decode it, and ``get_object()`` (nibabel's ``get_content``) gives its
+    runtime form: the content itself here, another object in subclasses that override
+    ``_unmangle`` (content to object) and ``_mangle`` (object to content), as nibabel's do. A runtime
+    object, once made, is what is written, so it may be changed in place.
 
     Parameters
     ----------
     code : int or str
         Extension code or its label (``'comment'``, ``'afni'``...). Unknown
-        integer codes are kept as they are.
-    content : bytes
+        codes are kept as they are, as nibabel keeps them; an unknown label
+        cannot be written (:class:`~gpuimg.errors.HeaderDataError`).
+    content : bytes or str
         The extension's content.
+    object : optional
+        The content in runtime form (then ``content`` is made from it).
 
     Examples
     --------
     >>> ext = NiftiExtension('comment', b'hello')
-    >>> ext.code, ext.get_sizeondisk()
-    (6, 16)
+    >>> ext.code, ext.get_sizeondisk(), ext.text
+    (6, 16, 'hello')
     """
 
-    def __init__(self, code: int | str, content: bytes = b"") -> None:
-        self.code = EXTENSION_CODES.code(code) if isinstance(code, str) else int(code)
-        self.content = bytes(content)
-        self._raw: bytes | None = None
+    #: The text encoding of :attr:`text` (None: UTF-8); nibabel's attribute.
+    encoding: str | None = None
+    _object: Any = None
+
+    def __init__(self, code: int | str, content: bytes | str = b"", object: Any = None) -> None:
+        self.code: int | str = int(code) if not isinstance(code, str) else code
+        if isinstance(code, str) and code in EXTENSION_CODES:
+            self.code = EXTENSION_CODES.code(code)
+        self._raw: bytes | str = content if isinstance(content, str) else bytes(content)
+        self._on_disk: bytes | None = (
+            None  # the bytes read, padding included, to write back as read
+        )
+        if object is not None:
+            self._object = object
 
     @classmethod
     def from_raw(cls, code: int, raw: bytes) -> NiftiExtension:
@@ -54,35 +73,70 @@ class NiftiExtension:
         unchanged.
         """
         ext = cls(code, raw.rstrip(b"\x00"))
-        ext._raw = bytes(raw)
+        ext._on_disk = bytes(raw)
         return ext
 
-    def get_code(self) -> int:
+    def _mangle(self, obj: Any) -> bytes | str:
+        """The content of the runtime object ``obj`` (the object itself here; subclasses convert)."""
+        return obj
+
+    def _unmangle(self, content: bytes | str) -> Any:
+        """The runtime object of ``content`` (the content itself here; subclasses convert)."""
+        return content
+
+    @property
+    def content(self) -> bytes | str:
+        """The content as stored: bytes, or the str it was given as (made from the object, if any)."""
+        if self._object is not None:
+            self._raw = self._mangle(self._object)
+        return self._raw
+
+    @content.setter
+    def content(self, value: bytes | str) -> None:
+        self._raw = value if isinstance(value, str) else bytes(value)
+        self._object = None
+
+    def get_object(self) -> Any:
+        """The content in its runtime form, made once and kept (so changes to it are written)."""
+        if self._object is None:
+            self._object = self._unmangle(self._raw)
+        return self._object
+
+    #: nibabel's older name of :meth:`get_object`.
+    get_content = get_object
+
+    @property
+    def _content(self) -> Any:
+        # nibabel's legacy attribute, which subclasses written for nibabel use.
+        return self.get_object()
+
+    def get_code(self) -> int | str:
         """Return the extension code."""
         return self.code
-
-    def get_content(self) -> bytes:
-        """Return the content (bytes), as nibabel's ``Nifti1Extension.get_content``."""
-        return self.content
 
     @property
     def label(self) -> str:
         """The label of the extension code (``'<unknown code N>'`` if not a known code)."""
-        return EXTENSION_CODES.label(self.code)
+        return self.code if isinstance(self.code, str) else EXTENSION_CODES.label(self.code)
 
     @property
     def text(self) -> str:
-        """The content decoded as UTF-8."""
-        return self.content.decode("utf-8")
+        """The content decoded with :attr:`encoding` (UTF-8 when None)."""
+        return self._content_bytes().decode(self.encoding or "utf-8")
 
     def json(self) -> Any:
         """Return the content parsed as JSON."""
-        return json.loads(self.content)
+        return json.loads(self._content_bytes())
+
+    def _content_bytes(self) -> bytes:
+        content = self.content
+        return content.encode("utf-8") if isinstance(content, str) else content
 
     def _payload(self) -> bytes:
-        if self._raw is not None and self._raw.rstrip(b"\x00") == self.content:
-            return self._raw
-        return self.content
+        content = self._content_bytes()
+        if self._on_disk is not None and self._on_disk.rstrip(b"\x00") == content:
+            return self._on_disk
+        return content
 
     def get_sizeondisk(self) -> int:
         """Return ``esize``: 8 bytes of fields plus the content, rounded up to 16."""
@@ -98,8 +152,13 @@ class NiftiExtension:
         byteswap : bool, optional
             Write ``esize`` and ``ecode`` in the non-native byte order.
         """
+        if isinstance(self.code, str):
+            raise HeaderDataError(
+                f"extension code {self.code!r} cannot be written: expected an integer code or one "
+                f"of {EXTENSION_CODES.labels()}"
+            )
         payload = self._payload()
-        size = self.get_sizeondisk()
+        size = -(-(_FIELDS_SIZE + len(payload)) // 16) * 16
         fields = np.array([size, self.code], dtype=np.int32)
         if byteswap:
             fields = fields.byteswap()
@@ -108,10 +167,11 @@ class NiftiExtension:
         fileobj.write(bytes(size - _FIELDS_SIZE - len(payload)))
 
     def __eq__(self, other: object) -> bool:
+        # The bytes each would write: a str content equals its UTF-8 encoding.
         return (
             isinstance(other, NiftiExtension)
             and self.code == other.code
-            and self.content == other.content
+            and self._content_bytes() == other._content_bytes()
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -131,7 +191,7 @@ class NiftiExtensions(list):
         code = EXTENSION_CODES.code(ecode) if isinstance(ecode, str) else int(ecode)
         return sum(1 for ext in self if ext.code == code)
 
-    def get_codes(self) -> list[int]:
+    def get_codes(self) -> list[int | str]:
         """Return the code of each extension."""
         return [ext.code for ext in self]
 
@@ -155,8 +215,8 @@ class NiftiExtensions(list):
         fileobj : file-like
             Open for binary reading, just after the 4 extension-flag bytes.
         size : int or None
-            Bytes available for extensions (up to the data), or None to read to
-            the end of the file (a detached ``.hdr``).
+            Bytes available for extensions (up to the data); None or a negative
+            number (nibabel's) to read to the end of the file (a detached ``.hdr``).
         byteswap : bool
             ``esize`` and ``ecode`` are in the non-native byte order.
         source : str, optional
@@ -168,7 +228,7 @@ class NiftiExtensions(list):
             If an extension is truncated or its ``esize`` is impossible.
         """
         extensions = cls()
-        remaining = size
+        remaining = None if size is None or size < 0 else size
         while remaining is None or remaining >= 16:
             fields = fileobj.read(_FIELDS_SIZE)
             if remaining is None and not fields:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import io
+import json
 
 import nibabel as nib
 import numpy as np
 import pytest
 
 from gpuimg.errors import HeaderDataError, HeaderError
-from gpuimg.headers import Nifti1Header, Nifti1PairHeader, Nifti2Header, NiftiExtension
+from gpuimg.headers import (
+    Nifti1Header,
+    Nifti1PairHeader,
+    Nifti2Header,
+    NiftiExtension,
+    NiftiExtensions,
+)
 
 from .nib_pairs import NIFTI_PAIRS
 
@@ -93,8 +100,10 @@ def test_extension_api():
     assert hdr.copy().extensions == hdr.extensions
     assert Nifti2Header.from_header(hdr).extensions == hdr.extensions
     assert "NiftiExtensions" in repr(hdr.extensions)
-    with pytest.raises(HeaderDataError, match="unknown extension code 'nope'"):
-        NiftiExtension("nope", b"")
+    unknown = NiftiExtension("nope", b"{}")  # kept as nibabel keeps it: its content is readable
+    assert (unknown.code, unknown.label, unknown.json()) == ("nope", "nope", {})
+    with pytest.raises(HeaderDataError, match="extension code 'nope' cannot be written"):
+        unknown.write_to(io.BytesIO())
 
 
 def test_vox_offset_too_small_for_extensions_raises():
@@ -143,3 +152,52 @@ def test_unchecked_garbage_offset_reads_no_extensions():
     block = bytearray(_single_with_raw_extension(16, bytes(8), 368))
     block[108:112] = np.float32(np.nan).tobytes()
     assert len(Nifti1Header.from_fileobj(io.BytesIO(bytes(block)), check=False).extensions) == 0
+
+
+def test_str_content_is_kept_and_written_utf8_encoded():
+    ours, theirs = (
+        NiftiExtension("comment", "hôpital"),
+        nib.nifti1.Nifti1Extension("comment", "hôpital"),
+    )
+    assert ours.get_content() == theirs.get_content() == "hôpital"
+    assert ours.content == theirs.content
+    assert ours == NiftiExtension(6, "hôpital".encode())  # what each writes
+    out = io.BytesIO()
+    ours.write_to(out)
+    back = nib.nifti1.Nifti1Extensions.from_fileobj(io.BytesIO(out.getvalue()), -1, False)
+    assert back[0].get_content() == "hôpital".encode()
+    ascii_ext = NiftiExtension("comment", "hôpital".encode())
+    ascii_ext.encoding = "ascii"
+    with pytest.raises(UnicodeDecodeError):
+        _ = ascii_ext.text
+
+
+def test_subclasses_written_for_nibabel_convert_their_objects():
+    class JsonExtension(NiftiExtension):
+        def _mangle(self, value):
+            return json.dumps(value).encode()
+
+        def _unmangle(self, value):
+            return json.loads(value)
+
+    ext = JsonExtension(0, b"{}")
+    ext.get_object()["val"] = 1  # the runtime object is kept: changing it changes what is written
+    assert ext._content is ext.get_object()
+    out = io.BytesIO()
+    ext.write_to(out)
+    assert out.getvalue() == b"\x20\0\0\0\0\0\0\0" + b'{"val": 1}' + bytes(14)
+    assert JsonExtension(0, object={"a": 2}).content == b'{"a": 2}'
+
+
+@pytest.mark.parametrize("size", [-1, None])
+def test_from_fileobj_reads_to_the_end_given_a_negative_size(size):
+    out = io.BytesIO()
+    for content in (b"Extra comment", b"Comment"):
+        NiftiExtension(6, content).write_to(out)
+    out.seek(0)
+    ours = NiftiExtensions.from_fileobj(out, size, False)
+    out.seek(0)
+    theirs = nib.nifti1.Nifti1Extensions.from_fileobj(out, -1, False)
+    assert (
+        [e.content for e in ours] == [e.content for e in theirs] == [b"Extra comment", b"Comment"]
+    )

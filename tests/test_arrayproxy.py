@@ -399,3 +399,26 @@ def test_subclass_default_order(tmp_path):
     assert proxy.order == "C"
     np.testing.assert_array_equal(proxy[1, :, 2:], data[1, :, 2:])
     assert CProxy(path, (data.shape, data.dtype), order="F").order == "F"
+
+
+@pytest.mark.parametrize("source", ["path", "gzip path", "file object"])
+def test_copy_reads_the_same_and_shares_only_a_file_objects_handle(tmp_path, source):
+    data = np.arange(4 * 5 * 6, dtype="<f4").reshape(4, 5, 6)
+    spec = (data.shape, data.dtype, 352, 2.0, 1.0)
+    path = tmp_path / ("img.nii.gz" if source == "gzip path" else "img.nii")
+    gpuimg.save(gpuimg.Nifti1Image(data, np.eye(4)), path)
+    with open(path, "rb") as fileobj:
+        file_like = fileobj if source == "file object" else str(path)
+        proxy = ArrayProxy(file_like, spec, keep_file_open=source != "file object")
+        copied = proxy.copy()
+        theirs = nib.arrayproxy.ArrayProxy(file_like, spec).copy()
+        assert type(copied) is ArrayProxy and copied.file_like is proxy.file_like
+        assert (copied.shape, copied.order, copied.slope, copied.inter) == (
+            (4, 5, 6),
+            "F",
+            2.0,
+            1.0,
+        )
+        for slicer in [(0, 0, 0), (-1, -1, -1), (slice(1, 3), 2), ()]:
+            np.testing.assert_array_equal(copied[slicer], theirs[slicer])
+        assert (copied._handle is proxy._handle) == (source == "file object")

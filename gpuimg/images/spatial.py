@@ -36,6 +36,10 @@ class SpatialImage(DataobjImage):
     """
 
     header_class: ClassVar[type[Any]] = SpatialHeader  # a header class of gpuimg.headers
+    #: True when the first three axes of the data are the spatial ones whatever the image's number of
+    #: axes (nibabel's ``imageclasses.KNOWN_SPATIAL_FIRST``); ``img.slicer`` slices an image of four
+    #: axes or more only then.
+    spatial_axes_first: ClassVar[bool] = False
 
     def __init__(self, dataobj, affine, header=None, extra=None, file_map=None, dtype=None) -> None:
         super().__init__(dataobj, header=header, extra=extra, file_map=file_map)
@@ -88,6 +92,12 @@ class SpatialImage(DataobjImage):
 
         The first three (spatial) axes take slices only (``[x]`` would drop an axis: use ``x:x+1``);
         later axes take ints too. Only the bytes the slice needs are read from a proxy image.
+
+        Raises
+        ------
+        ValueError
+            For an image of four axes or more whose class does not put the spatial axes first
+            (:attr:`spatial_axes_first`), as nibabel.
         """
         return SpatialFirstSlicer(self)
 
@@ -170,6 +180,11 @@ class SpatialFirstSlicer:
     """
 
     def __init__(self, img: SpatialImage) -> None:
+        if len(img.shape) >= 4 and not img.spatial_axes_first:
+            raise ValueError(
+                f"Cannot predict position of spatial axes for image type {type(img).__name__} "
+                f"of shape {img.shape}"
+            )
         self.img = img
 
     def __getitem__(self, slicer: Any) -> SpatialImage:
@@ -180,10 +195,18 @@ class SpatialFirstSlicer:
         return self.img.__class__(data.copy(), self.slice_affine(canonical), self.img.header)
 
     def check_slicing(self, slicer: Any, return_spatial: bool = False) -> tuple:
-        """``slicer`` with one entry per axis; IndexError for fancy indices or ints/None in spatial axes."""
+        """``slicer`` with one entry per axis, as nibabel checks it.
+
+        Raises
+        ------
+        IndexError
+            For fancy indices, and ints or new axes in the spatial axes.
+        ValueError
+            For a zero step.
+        """
         try:
             canonical = canonical_slicer(slicer, self.img.shape)
-        except (TypeError, ValueError) as error:  # fancy index, zero step
+        except TypeError as error:  # a fancy index
             raise IndexError(str(error)) from error
         spatial = canonical[:3]
         for item in spatial:

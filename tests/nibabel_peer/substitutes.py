@@ -5,7 +5,9 @@ errors they raise) is replaced, in nibabel's modules, by the gpuimg object at th
 nibabel's test modules are imported: ``from ..nifti1 import Nifti1Image`` in a test then gets gpuimg's
 class. nibabel's test helpers (``nibabel.testing``, ``volumeutils``, ``casting``...) are kept.
 
-A model name gpuimg does not provide yet becomes a placeholder that fails when used, so the tests that need
+The lists of classes nibabel's helpers iterate over or look types up in (``all_image_classes``,
+``imageclasses.KNOWN_SPATIAL_FIRST``) get gpuimg's classes in their place. A model name gpuimg does not
+provide yet becomes a placeholder that fails when used, so the tests that need
 it fail; a shared name (code tables) gpuimg does not provide keeps nibabel's object.
 """
 
@@ -171,4 +173,10 @@ def install() -> list[str]:
     gpuimg_classes = [by_id[id(c)] for c in nibabel.all_image_classes if id(c) in by_id]
     for module_name in ("nibabel", "nibabel.imageclasses", "nibabel.loadsave"):
         sys.modules[module_name].all_image_classes = gpuimg_classes
+    # The classes known to put spatial axes first (nibabel's spatial_axes_first looks the image's type
+    # up there; a 4D image of a class not in it has no img.slicer).
+    imageclasses = sys.modules["nibabel.imageclasses"]
+    imageclasses.KNOWN_SPATIAL_FIRST = tuple(
+        by_id[id(c)] for c in imageclasses.KNOWN_SPATIAL_FIRST if id(c) in by_id
+    )
     return missing

@@ -87,7 +87,12 @@ def _scaled_int_ftype(raw_dtype: np.dtype, slope: float, inter: float, start: np
 
 
 def plan_scaling(
-    raw_dtype: np.dtype, slope: float | None, inter: float | None, dtype: np.dtype | None = None
+    raw_dtype: np.dtype,
+    slope: float | None,
+    inter: float | None,
+    dtype: np.dtype | None = None,
+    *,
+    factor_dtype: np.dtype | None = None,
 ) -> ScalePlan:
     """Resolve nibabel's dtype steps for reading ``raw_dtype`` data scaled by ``slope``/``inter``.
 
@@ -99,6 +104,10 @@ def plan_scaling(
         Scale factors as the header returns them; None means 1.0 and 0.0.
     dtype : numpy.dtype or None
         Requested result dtype (``np.asanyarray(proxy, dtype)``); None gives nibabel's natural dtype.
+    factor_dtype : numpy.dtype or None, keyword only
+        The float type of the factors as the header gives them (float32 for SPM99 headers, whose
+        slope nibabel returns as the raw header field); None: float64. Integer data are scaled in it,
+        or the first wider float type the scaled range fits in.
 
     Returns
     -------
@@ -123,7 +132,7 @@ def plan_scaling(
     if (slope, inter) != (1.0, 0.0):
         if raw_dtype.fields is not None:
             raise HeaderDataError(f"cannot scale structured data {raw_dtype} by {slope}, {inter}")
-        factor_dtype = np.dtype(np.float64)
+        factor_dtype = np.dtype(np.float64 if factor_dtype is None else factor_dtype)
         if requested is not None and np.can_cast(factor_dtype, requested):
             factor_dtype = requested
         if raw_dtype.kind in "iu":

@@ -19,6 +19,11 @@ from gpuimg.scaling import apply_scaling, plan_scaling
 class HeaderDataIO:
     """Data-block methods over a header with shape, dtype, offset and scale factors."""
 
+    #: The float type nibabel's header gives its scale factors in: float64 (Python floats), but
+    #: float32 for SPM99, whose slope nibabel returns as the header field; integer data read by
+    #: :meth:`data_from_fileobj` are scaled in it (or wider, where the scaled range needs it).
+    factor_dtype: ClassVar[np.dtype] = np.dtype(np.float64)
+
     if TYPE_CHECKING:  # provided by the header class this is mixed into
         has_data_slope: ClassVar[bool]
         has_data_intercept: ClassVar[bool]
@@ -48,9 +53,12 @@ class HeaderDataIO:
         return np.frombuffer(block, dtype).reshape(shape, order="F")
 
     def data_from_fileobj(self, fileobj: BinaryIO) -> np.ndarray:
-        """The data read from ``fileobj``, scaled by the header's slope and intercept as on load."""
+        """The data read from ``fileobj``, scaled by the header's slope and intercept (nibabel's
+        ``apply_read_scaling``: see :attr:`factor_dtype`)."""
         raw = self.raw_data_from_fileobj(fileobj)
-        return apply_scaling(raw, plan_scaling(raw.dtype, *self.get_slope_inter()))
+        slope, inter = self.get_slope_inter()
+        plan = plan_scaling(raw.dtype, slope, inter, factor_dtype=self.factor_dtype)
+        return apply_scaling(raw, plan)
 
     def data_to_fileobj(self, data, fileobj: BinaryIO, rescale: bool = True) -> None:
         """Write ``data`` to ``fileobj`` at the header's offset, as the header's data type.

@@ -267,11 +267,7 @@ def test_data_to_and_from_fileobj_match_nibabel(pair, dtype, rescale):
         assert ours == theirs
         return
     assert ours[0] == theirs[0] and ours[1] == theirs[1]
-    if pair.ours is SpmAnalyzeHeader and theirs[2].dtype != ours[2].dtype:
-        # nibabel's SPM99 header returns its slope as a float32 array, so nibabel scales SPM99 integer
-        # data to float32; gpuimg's factors are Python floats (float64). Known divergence, not fixed yet.
-        np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-6)
-        pytest.xfail("nibabel reads scaled SPM99 integers as float32, gpuimg as float64")
+    # strict: the dtype too (nibabel scales SPM99 integers in float32, its slope's type)
     np.testing.assert_array_equal(ours[2], theirs[2], strict=True)
 
 

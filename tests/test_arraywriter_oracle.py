@@ -1,8 +1,8 @@
 """Saving with gpuimg writes nibabel's file: the same bytes, factors and errors for every dtype pair.
 
 A seeded matrix over the three scaling models (NIfTI-1: slope and intercept; SPM99: slope; Analyze:
-none; and NIfTI-2 pairs for a few sources), every source dtype (float64/32/16, integers, complex,
-big-endian), every on-disk dtype the format has, and data shaped to reach each of nibabel's writer
+none; and NIfTI-2 pairs and SPM2 for a few sources), every source dtype (float64/32/16, integers,
+complex64/128, big-endian), every on-disk dtype the format has, and data shaped to reach each of nibabel's writer
 rules: full-range and fractional values, mostly-negative data, NaN and ±inf, no finite value, a
 constant, ranges beyond float32, and scale factors set on the header beforehand.
 """
@@ -26,7 +26,23 @@ nib_writers = pytest.importorskip("nibabel.arraywriters")
 SHAPE = (3, 4, 2)
 NIFTI1_DATA_OFFSET = 352  # a single .nii without extensions
 SPM_ORIGIN = (253, 263)  # byte range of the SPM header's ``origin`` (5 int16)
-SOURCES = ["f8", "f4", "f2", "i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "c16", ">f4", ">i4"]
+SOURCES = [
+    "f8",
+    "f4",
+    "f2",
+    "i1",
+    "u1",
+    "i2",
+    "u2",
+    "i4",
+    "u4",
+    "i8",
+    "u8",
+    "c8",
+    "c16",
+    ">f4",
+    ">i4",
+]
 ANALYZE_OUT = ["u1", "i2", "i4", "f4", "f8", "c8"]
 NIFTI_OUT = ["u1", "i1", "i2", "u2", "i4", "u4", "i8", "u8", "f4", "f8", "c8", "c16"]
 MODELS = {  # gpuimg/nibabel class name -> on-disk dtypes
@@ -34,10 +50,15 @@ MODELS = {  # gpuimg/nibabel class name -> on-disk dtypes
     "Spm99AnalyzeImage": ANALYZE_OUT,
     "AnalyzeImage": ANALYZE_OUT,
     "Nifti2Pair": NIFTI_OUT,  # float64 factor fields, a separate header file
+    "Spm2AnalyzeImage": ANALYZE_OUT,  # SPM99's writer, SPM2's reading rules
 }
-#: Sources tried per class: all for the three scaling models, a few for NIfTI-2 (the same rules).
-CASES = [(cls_name, src) for cls_name in MODELS if cls_name != "Nifti2Pair" for src in SOURCES] + [
-    ("Nifti2Pair", src) for src in ("f8", "f4", "i4", "u8")
+#: Sources tried per class: all for the three scaling models, a few for NIfTI-2 and SPM2 (the same
+#: rules).
+FEW_SOURCES = ("f8", "f4", "i4", "u8")
+CASES = [
+    (cls_name, src)
+    for cls_name in MODELS
+    for src in (FEW_SOURCES if cls_name in ("Nifti2Pair", "Spm2AnalyzeImage") else SOURCES)
 ]
 KINDS = [
     "wide",
@@ -137,7 +158,7 @@ def _same_refusal(theirs: Exception, ours: Exception) -> bool:
 def _header_fields(header: bytes, cls_name: str) -> bytes:
     """The header bytes compared: SPM's ``origin`` is left out (gpuimg keeps the affine's translation
     there, nibabel writes it to a ``.mat`` file instead; see docs/architecture.md)."""
-    if cls_name == "Spm99AnalyzeImage":
+    if cls_name in ("Spm99AnalyzeImage", "Spm2AnalyzeImage"):
         return header[: SPM_ORIGIN[0]] + header[SPM_ORIGIN[1] :]
     return header
 

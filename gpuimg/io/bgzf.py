@@ -225,35 +225,34 @@ class BgzfReader(PositionedReader):
     def _fill(self, position: int, dest: memoryview, *, cache: bool) -> int:
         """Decode the blocks holding ``[position, position + len(dest))`` into ``dest``; the count.
 
-        With ``cache``, a read inside the last block decoded reuses it, and the last block decoded
-        is kept for the next read.
+        The compressed bytes of all the blocks are read at once. With ``cache``, the last block
+        decoded is kept, and reused when the next read starts inside it.
         """
         if not dest.nbytes:
             return 0
-        stop = position + dest.nbytes
-        cached = self._cached if cache else None
-        if cached is not None and cached[0].data_start <= position and stop <= cached[0].data_stop:
-            offset = position - cached[0].data_start
-            dest[:] = cached[1][offset : offset + dest.nbytes]
-            return dest.nbytes
-        index = self._index
+        stop, index = position + dest.nbytes, self._index
         first = index.locate(self._data, position, self.name)
-        last = index.locate(self._data, stop - 1, self.name)
-        blocks = index.blocks(first, last + 1)
+        blocks = index.blocks(first, index.locate(self._data, stop - 1, self.name) + 1)
         if not blocks:
             return 0
-        base = blocks[0].payload_start
-        with default_pool.borrow(blocks[-1].payload_stop - base) as compressed:
-            payloads = memoryview(compressed)[: blocks[-1].payload_stop - base]
+        reused = self._cached if cache and self._cached and self._cached[0] == blocks[0] else None
+        todo = blocks[1:] if reused else blocks
+        base = todo[0].payload_start if todo else 0
+        nbytes = todo[-1].payload_stop - base if todo else 0
+        with default_pool.borrow(nbytes) as compressed:
+            payloads = memoryview(compressed)[:nbytes]
             if self._data.readinto(base, payloads) < payloads.nbytes:
                 raise CompressedStreamError(
-                    f"{self.name}: the file ends inside the BGZF blocks {first}-{last}"
+                    f"{self.name}: the file ends inside BGZF blocks {first}-{first + len(blocks) - 1}"
                 )
             # numpy copies without the GIL (a memoryview copy holds it), so threads overlap.
             target = np.frombuffer(dest, np.uint8)
             for number, block in enumerate(blocks, first):
-                payload = payloads[block.payload_start - base : block.payload_stop - base]
-                data = self._decode(number, block, payload)
+                if reused and number == first:
+                    data = reused[1]
+                else:
+                    payload = payloads[block.payload_start - base : block.payload_stop - base]
+                    data = self._decode(number, block, payload)
                 lo, hi = max(position, block.data_start), min(stop, block.data_stop)
                 target[lo - position : hi - position] = np.frombuffer(data, np.uint8)[
                     lo - block.data_start : hi - block.data_start

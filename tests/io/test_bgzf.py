@@ -233,6 +233,8 @@ def test_slices_decode_only_the_blocks_they_touch(bgzf_path, monkeypatch):
         assert decoded == [3, 4]
         reader.read_at(7 * BLOCK_DATA_SIZE + 1, bytearray(10))
         assert decoded == [3, 4, 7]
+        reader.read(BLOCK_DATA_SIZE)  # from block 4, kept, into block 5
+        assert decoded == [3, 4, 7, 5]
 
 
 @pytest.fixture

@@ -158,11 +158,6 @@ class BgzfIndex:
                 self._clear()
                 self._identity = identity
 
-    def block(self, number: int) -> Block:
-        """An indexed block."""
-        with self._lock:
-            return self._blocks[number]
-
     def blocks(self, first: int, stop: int) -> list[Block]:
         """Indexed blocks ``first`` to ``stop - 1``."""
         with self._lock:

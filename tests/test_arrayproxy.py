@@ -422,3 +422,24 @@ def test_copy_reads_the_same_and_shares_only_a_file_objects_handle(tmp_path, sou
         for slicer in [(0, 0, 0), (-1, -1, -1), (slice(1, 3), 2), ()]:
             np.testing.assert_array_equal(copied[slicer], theirs[slicer])
         assert (copied._handle is proxy._handle) == (source == "file object")
+
+
+def test_whole_raw_reads_stream_without_a_seek_index(tmp_path):
+    """A whole-block ``read_raw_into`` of a gzip file streams (no index); a part of it seeks."""
+    data = np.arange(np.prod(SHAPE), dtype=np.int16).reshape(SHAPE, order="F")
+    path = tmp_path / "whole.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(path))
+    proxy = gpuimg.load(path).dataobj
+    index = proxy._handle.gzip_index
+    whole = proxy.read_plan()
+    raw = np.empty(whole.nbytes, np.uint8)
+    proxy.read_raw_into(whole, memoryview(raw))
+    np.testing.assert_array_equal(raw.view(np.int16).reshape(SHAPE, order="F"), data)
+    assert index.nbytes == 0 and index.uncompressed_size is None  # the index learnt nothing
+    part = proxy.read_plan((slice(None), slice(None), slice(None), slice(2, 4)))
+    raw = np.empty(part.nbytes, np.uint8)
+    proxy.read_raw_into(part, memoryview(raw))
+    np.testing.assert_array_equal(
+        raw.view(np.int16).reshape(part.raw_shape, order="F"), data[..., 2:4]
+    )
+    assert index.uncompressed_size is not None or index.nbytes > 0

@@ -16,7 +16,6 @@ output plus the raw data (nibabel materialises the full float64 intermediate).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -27,6 +26,7 @@ import numpy as np
 from gpuimg.config import PARALLEL_MIN_ELEMENTS, claim_helpers, executor, settings
 from gpuimg.errors import HeaderDataError
 from gpuimg.io.buffers import default_pool
+from gpuimg.kernels import scale_reversed_into
 from gpuimg.transpose import TILE_ELEMENTS, convert_between_orders, tiles
 
 #: Elements per block: 64 Ki float64 work values = 512 KiB, comfortably inside L2.
@@ -180,8 +180,9 @@ def equivalent_narrow_plan(plan: ScalePlan) -> ScalePlan:
     if raw.kind not in "iu" or raw.itemsize > 2:
         return plan
     factors = [float(f) for f in (plan.slope, plan.inter) if f is not None]
-    if any(float(narrow.type(f)) != f for f in factors):
-        return plan
+    with np.errstate(over="ignore"):  # a factor past float32's range is simply not exact there
+        if any(float(narrow.type(f)) != f for f in factors):
+            return plan
     info = np.iinfo(raw)
     largest = max(-int(info.min), int(info.max))
     slope_m, slope_e = _dyadic(1.0 if plan.slope is None else float(plan.slope))
@@ -272,10 +273,7 @@ def _scale_share(raw: np.ndarray, plan: ScalePlan, out: np.ndarray, index: int, 
     order: Literal["C", "F"] = "F" if _is_fortran(out) else "C"
     if raw.ndim > 1 and not (raw.flags.f_contiguous if order == "F" else raw.flags.c_contiguous):
         # Another layout (Fortran-ordered data into a C-ordered batch): transpose tile by tile.
-        every = list(tiles(raw.shape))
-        per_share = -(-len(every) // count)
-        part = every[index * per_share : (index + 1) * per_share]
-        scale_transposed_into(raw, plan, out, tile_slicers=iter(part))
+        scale_transposed_into(raw, plan, out, share=(index, count))
         return
     # Walk both arrays in their common memory order, as flat ranges.
     src = raw.reshape(-1, order=order)
@@ -290,12 +288,14 @@ def scale_transposed_into(
     plan: ScalePlan,
     out: np.ndarray,
     *,
-    tile_slicers: Iterator[tuple[slice, ...]] | None = None,
+    share: tuple[int, int] = (0, 1),
 ) -> np.ndarray:
     """Scale ``raw`` into ``out`` of another memory order (or any strides), in cache-sized tiles.
 
-    Scaling, casting and transposition happen in one pass over the data (see
-    :func:`gpuimg.transpose.convert_between_orders`), with the same values as :func:`scale_into`.
+    Scaling, casting and transposition happen in one pass over the data, with the same values as
+    :func:`scale_into`: in the compiled kernel of :mod:`gpuimg.kernels` when numba is installed and
+    the kernel takes the plan (a Fortran-ordered volume into a C-ordered one), else in numpy calls
+    on cache-sized tiles (:func:`gpuimg.transpose.convert_between_orders`).
 
     Parameters
     ----------
@@ -306,8 +306,9 @@ def scale_transposed_into(
     out : numpy.ndarray
         Writeable output of ``plan.out_dtype`` and ``raw.shape``, any strides (typically a C-ordered
         slot of a batch).
-    tile_slicers : iterator of tuple of slice, optional
-        Only these tiles of :func:`gpuimg.transpose.tiles` (default: all of them).
+    share : (int, int)
+        ``(index, count)``: fill only share ``index`` of ``count`` shares of ``out``, for callers
+        that split the work between threads (default: all of it).
 
     Returns
     -------
@@ -319,6 +320,12 @@ def scale_transposed_into(
             f"out is {out.dtype} {out.shape}, the plan produces {plan.out_dtype} {raw.shape}"
         )
     plan = equivalent_narrow_plan(plan)
+    if scale_reversed_into(raw, plan, out, share=share):
+        return out
+    index, count = share
+    every = list(tiles(raw.shape))
+    per_share = -(-len(every) // count)
+    tile_slicers = iter(every[index * per_share : (index + 1) * per_share])
     steps = _steps(plan)
     with ExitStack() as stack:
         scratch = [

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gpuimg import scaling
 from gpuimg.scaling import plan_scaling, scale_into, scale_transposed_into
 from gpuimg.transpose import TILE_ELEMENTS, convert_between_orders, fortran_blocks, order_of, tiles
 
@@ -25,6 +26,12 @@ SHAPES = [
 ]
 RAW_DTYPES = ["<i1", "<u1", "<i2", ">i2", "<u2", "<i4", ">u4", "<i8", "<f4", ">f4", "<f8"]
 FACTORS = [(1.0, 0.0), (1.25, -8.0), (0.1, 3.3), (2.0, 0.0)]
+
+
+@pytest.fixture(autouse=True)
+def numpy_tiles(monkeypatch):
+    """These tests are of numpy's tiles: the numba kernel (tests/test_kernels.py) stays out."""
+    monkeypatch.setattr(scaling, "scale_reversed_into", lambda *args, **kwargs: False)
 
 
 @settings(max_examples=60, deadline=None)

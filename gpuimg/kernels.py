@@ -1,0 +1,152 @@
+"""An optional compiled kernel: scale, cast and transpose a 3-D volume in one pass (numba).
+
+gpuimg has no compiled core of its own. When `numba <https://numba.pydata.org>`_ is installed
+(``pip install "gpuimg[fast]"``), scaling a Fortran-ordered volume into a C-ordered one (the
+default layout of :class:`gpuimg.Loader` batches) runs in a kernel compiled on first use: each plane
+of the volume is read once in its own order, converted into a scratch tile that stays in cache, and
+written from there in the destination's order. numpy has no blocked transposition, so without numba
+the same pass is made of numpy calls on cache-sized tiles (:func:`gpuimg.transpose.convert_between_orders`),
+with the same values: the kernel does nibabel's arithmetic in the same dtypes, one rounding per step,
+and takes only the plans where that is so (:func:`scale_reversed_into` says False otherwise).
+
+The kernel is compiled once per process for each combination of dtypes and memory layouts, and
+kept in numba's on-disk cache, so later processes load it instead (``NUMBA_CACHE_DIR`` moves the
+cache). It releases the GIL, so worker threads run it in parallel, and it starts no threads of its
+own, so it is safe in forked processes (a ``DataLoader`` worker). ``NUMBA_DISABLE_JIT=1`` makes
+gpuimg use the numpy path.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gpuimg.io.buffers import default_pool
+from gpuimg.transpose import order_of
+
+if TYPE_CHECKING:
+    from gpuimg.scaling import ScalePlan
+
+__all__ = ["compiled_kernel", "kernel_steps", "scale_reversed_into"]
+
+#: Bytes of the scratch tile: whole planes of a 256x256 float32 volume, inside a core's L2.
+TILE_BYTES = 256 * 1024
+
+
+def scale_reversed_into(
+    raw: np.ndarray, plan: ScalePlan, out: np.ndarray, *, share: tuple[int, int] = (0, 1)
+) -> bool:
+    """Scale Fortran-ordered 3-D ``raw`` into C-ordered ``out`` with the compiled kernel, if it can.
+
+    Parameters
+    ----------
+    raw : numpy.ndarray
+        Raw values, first axis fastest in memory (any strides otherwise).
+    plan : ScalePlan
+        The plan to apply, already narrowed (:func:`gpuimg.scaling.equivalent_narrow_plan`).
+    out : numpy.ndarray
+        Writeable output of ``raw.shape`` and ``plan.out_dtype``, last axis fastest in memory.
+    share : (int, int)
+        ``(index, count)``: fill only share ``index`` of ``count`` equal shares (ranges of the
+        second axis), for a caller that splits the work between threads.
+
+    Returns
+    -------
+    bool
+        False, with nothing written, when numba is missing or the arrays or the plan are not the
+        kernel's (see :func:`kernel_steps`); True when ``out`` (its share) is filled.
+    """
+    steps = kernel_steps(raw, plan, out)
+    kernel = compiled_kernel() if steps is not None else None
+    if kernel is None or steps is None:
+        return False
+    index, count = share
+    per_share = -(-raw.shape[1] // count)
+    start, stop = index * per_share, min((index + 1) * per_share, raw.shape[1])
+    if start >= stop:
+        return True
+    work = steps[0]
+    slope = work.type(1 if plan.slope is None else plan.slope)
+    inter = work.type(0 if plan.inter is None else plan.inter)
+    width = raw.shape[0]
+    rows = max(1, min(raw.shape[2], TILE_BYTES // (width * work.itemsize)))
+    scale, shift = plan.slope is not None, plan.inter is not None
+    with default_pool.borrow(rows * width * work.itemsize) as scratch:
+        tile = scratch.view(work).reshape(rows, width)
+        kernel(raw.T, out, slope, inter, scale, shift, tile, start, stop)
+    return True
+
+
+def kernel_steps(raw: np.ndarray, plan: ScalePlan, out: np.ndarray) -> tuple[np.dtype, ...] | None:
+    """``(tile dtype, out dtype)`` when the kernel gives numpy's values for ``plan``, else None.
+
+    numpy applies the plan as: cast the raw values to the work dtype, multiply, add (each rounded
+    in the work dtype), then cast to each dtype of ``plan.casts`` in turn. The kernel does the same
+    with one intermediate dtype (its scratch tile) and the output's, so it takes plans of at most
+    two dtype steps; native-endian integer or float (32 or 64 bit) data; and no float-to-integer
+    cast, whose out-of-range results numpy does not define.
+    """
+    if raw.ndim != 3 or out.ndim != 3 or raw.shape != out.shape or raw.size == 0:
+        return None
+    if not (order_of(raw) == "F" and order_of(out) == "C" and out.flags.writeable):
+        return None
+    work = (plan.work_dtype,) if plan.work_dtype is not None else ()
+    steps = (*work, *plan.casts) or (raw.dtype,)
+    if len(steps) > 2 or steps[-1] != out.dtype:
+        return None
+    chain = (raw.dtype, *steps)
+    if not all(_kernel_dtype(dtype) for dtype in chain):
+        return None
+    if any(a.kind == "f" and b.kind in "iu" for a, b in itertools.pairwise(chain)):
+        return None
+    return steps[0], steps[-1]
+
+
+def _kernel_dtype(dtype: np.dtype) -> bool:
+    native = dtype.byteorder in "=|" or dtype.isnative
+    return native and (dtype.kind in "iu" or (dtype.kind == "f" and dtype.itemsize in (4, 8)))
+
+
+@functools.cache
+def compiled_kernel() -> Callable[..., None] | None:
+    """The numba kernel, compiled lazily per signature; None without numba (or with its JIT off)."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    if getattr(numba.config, "DISABLE_JIT", False):  # set at run time from NUMBA_DISABLE_JIT
+        return None
+    return numba.njit(nogil=True, cache=True)(_reverse_planes)
+
+
+def _reverse_planes(src: Any, dst: Any, slope, inter, scale, shift, tile, start, stop) -> None:
+    """``dst[x, y, z] = (tile dtype(src[z, y, x]) * slope + inter)`` for ``start <= y < stop``.
+
+    ``src`` is the source seen in its memory order (last axis fastest). For each plane ``y``, rows
+    of ``src`` are converted into ``tile`` (read contiguously), then written from it along the
+    output's rows (written contiguously); the multiply and add are separate roundings, as numpy's.
+    """
+    depth, _, width = src.shape
+    rows = tile.shape[0]
+    for y in range(start, stop):
+        for first in range(0, depth, rows):
+            count = min(rows, depth - first)
+            for k in range(count):
+                row = src[first + k, y]
+                line = tile[k]
+                for x in range(width):
+                    line[x] = row[x]
+                if scale:
+                    for x in range(width):
+                        line[x] = line[x] * slope
+                if shift:
+                    for x in range(width):
+                        line[x] = line[x] + inter
+            for x in range(width):
+                target = dst[x, y]
+                for k in range(count):
+                    target[first + k] = tile[k, x]

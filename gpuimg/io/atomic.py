@@ -31,6 +31,7 @@ import io
 import os
 import secrets
 import stat
+import threading
 from typing import TypeVar
 
 from gpuimg.config import settings
@@ -40,6 +41,8 @@ from gpuimg.io.positioned import WritableFile
 __all__ = ["AtomicFiles"]
 
 _WRITE_BUFFER = 1 << 20
+#: Replaced files at least this large are freed off the saving thread (see ``_open_replaced``).
+_HOLD_BYTES = 1 << 20
 #: Where an unnamed file can be given a name: the link to its descriptor.
 _FD_LINKS = "/proc/self/fd"
 
@@ -108,7 +111,12 @@ class _Pending:
                 )
             finally:
                 os.close(folder_fd)
-        os.replace(self.temporary, self.path)
+        replaced = _open_replaced(self.path)
+        try:
+            os.replace(self.temporary, self.path)
+        finally:
+            if replaced is not None:
+                _close_later(replaced)
         self.temporary = None
 
     def discard(self) -> None:
@@ -257,6 +265,30 @@ def _copy_mode(fd: int, existing: os.stat_result) -> None:
         except PermissionError:
             pass  # only root (or the owner, for the group) may; the file is then the saver's
     os.fchmod(fd, stat.S_IMODE(existing.st_mode))
+
+
+def _open_replaced(path: str) -> int | None:
+    """A descriptor of the large regular file ``path`` is about to stop naming, or None.
+
+    Renaming over a file's last name frees its blocks inside the rename, synchronously: 25-80 ms
+    for a 33-67 MB file on the development machine's ext4. Held open, the file is freed only when
+    the descriptor is closed, which :func:`_close_later` does off the saving thread. Only on POSIX
+    (elsewhere an open file cannot be replaced), for regular files with one name, of 1 MiB or more.
+    """
+    if os.name != "posix":
+        return None
+    try:
+        found = os.lstat(path)
+        if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1 or found.st_size < _HOLD_BYTES:
+            return None
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None  # gone, unreadable: the rename frees it, as without this
+
+
+def _close_later(fd: int) -> None:
+    """Close ``fd`` on a short-lived thread, where freeing a replaced file's blocks happens."""
+    threading.Thread(target=os.close, args=(fd,), name="gpuimg-free-replaced", daemon=True).start()
 
 
 def _fsync_folder(folder: str) -> None:

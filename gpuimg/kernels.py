@@ -120,7 +120,10 @@ def compiled_kernel() -> Callable[..., None] | None:
         return None
     if getattr(numba.config, "DISABLE_JIT", False):  # set at run time from NUMBA_DISABLE_JIT
         return None
-    return numba.njit(nogil=True, cache=True)(_reverse_planes)
+    try:
+        return numba.njit(nogil=True, cache=True)(_reverse_planes)
+    except RuntimeError:  # numba finds no writable cache folder: compile in every process instead
+        return numba.njit(nogil=True)(_reverse_planes)
 
 
 def _reverse_planes(src: Any, dst: Any, slope, inter, scale, shift, tile, start, stop) -> None:

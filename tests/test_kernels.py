@@ -145,6 +145,28 @@ def test_without_numba_or_with_its_jit_off_numpy_does_the_work(monkeypatch):
     assert kernels.compiled_kernel() is not None
 
 
+def test_without_a_cache_folder_the_kernel_compiles_uncached(monkeypatch):
+    import numba
+
+    real_njit = numba.njit
+
+    def njit(*args, **options):
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function: no locator available")
+        return real_njit(*args, **options)
+
+    kernels.compiled_kernel.cache_clear()
+    monkeypatch.setattr(numba, "njit", njit)
+    try:
+        raw = _raw("i2")
+        plan = plan_scaling(raw.dtype, 1.25, -8.0, np.float32)
+        out = np.empty(SHAPE, np.float32)
+        assert kernels.scale_reversed_into(raw, plan, out)
+        _same_bits(out, _numpy_path(raw, plan, np.empty(SHAPE, np.float32), monkeypatch))
+    finally:
+        kernels.compiled_kernel.cache_clear()
+
+
 def _kernel_in_child(raw: np.ndarray, plan) -> bytes:
     out = np.empty(raw.shape, plan.out_dtype)
     assert kernels.scale_reversed_into(raw, plan, out)

@@ -24,6 +24,7 @@ from gpuimg import device as seam
 from gpuimg.gpuread import (
     add_stats,
     allocate_for,
+    check_out,
     drop_device_references,
     finish_result,
     own_device_frames,
@@ -40,7 +41,13 @@ own_device_frames(__file__)
 
 
 def read_bgzf_to_device(
-    reader: BgzfReader, read: ReadPlan, plan: ScalePlan, *, device: object, name: str
+    reader: BgzfReader,
+    read: ReadPlan,
+    plan: ScalePlan,
+    *,
+    device: object,
+    name: str,
+    out: Any = None,
 ) -> Any:
     """Read the raw block ``read`` plans from the BGZF file of ``reader`` to the GPU, scaled by ``plan``.
 
@@ -56,6 +63,8 @@ def read_bgzf_to_device(
         Where the result lives (see :func:`gpuimg.device.resolve_device`).
     name : str
         The file, for messages.
+    out : cupy.ndarray, optional
+        Where to write the result (see :func:`gpuimg.gpuread.read_to_device`).
 
     Returns
     -------
@@ -72,6 +81,8 @@ def read_bgzf_to_device(
         spec = kernel_spec(plan)
     except TypeError:
         return None
+    if out is not None:
+        check_out(out, read, spec.out_dtype, name, contiguous=False)
     (start, nbytes), itemsize = read.runs[0], plan.raw_dtype.itemsize
     blocks = reader.blocks_holding(start, nbytes)
     data_start = blocks[0][2]
@@ -89,7 +100,7 @@ def read_bgzf_to_device(
                     reader, (blocks, inputs, outputs), packed, (start, nbytes), spec,
                     consumer=consumer, work=work, device_id=device_id, name=name,
                 )  # fmt: skip
-                result = finish_result(flat, read, consumer)
+                result = finish_result(flat, read, consumer, out=out)
         except BaseException as exc:
             work.synchronize()
             drop_device_references(exc)

@@ -25,18 +25,20 @@ A *source* is anything with this small protocol (the array proxy implements it):
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import threading
 import traceback
-from typing import Any, Protocol
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import DTypeLike
 
 from gpuimg import device
 from gpuimg.device import (
+    cast_into,
     check_stream_device,
     current_stream,
     default_pinned_pool,
@@ -47,12 +49,15 @@ from gpuimg.device import (
     run_kernel,
     using_device,
 )
+from gpuimg.io import pipeline
+from gpuimg.io.pipeline import RawSink, run
+from gpuimg.io.slicing import is_direct
 from gpuimg.scaling import ScalePlan, apply_scaling
 from gpuimg.scaling_kernel import kernel_spec
 
-# Frames of these files, and of the device seam's, may hold device arrays after an error; they are
-# cleared so the memory goes.
-_OWN_FILES = {__file__}
+# Frames of these files (the read loop's among them), and of the device seam's, may hold device
+# arrays after an error; they are cleared so the memory goes.
+_OWN_FILES = {__file__, pipeline.__file__}
 _SEAM_FOLDER = os.path.dirname(device.__file__) + os.sep
 
 
@@ -114,7 +119,13 @@ def add_stats(**counts: int) -> None:
 
 
 def read_to_device(
-    source: RawSource, plan: ScalePlan, *, device: object, stream: Any = None, name: str = ""
+    source: RawSource,
+    plan: ScalePlan,
+    *,
+    device: object,
+    stream: Any = None,
+    name: str = "",
+    out: Any = None,
 ) -> Any:
     """Read ``source``'s raw block to the GPU, scaled by ``plan``.
 
@@ -131,11 +142,17 @@ def read_to_device(
         default. The result is ready on it: it waits, on the device, for the read to finish.
     name : str
         What is being read (a file name), for error messages.
+    out : cupy.ndarray, optional
+        Where to write the result, on ``device``: shape ``source.out_shape``, the dtype a new result
+        would have, any strides (complex data: C- or Fortran-contiguous). gpuimg's stream writes it
+        after the work queued on ``stream`` so far. When the slicer keeps the raw block as it is
+        (whole reads, one volume of a series), chunks are scaled straight into it.
 
     Returns
     -------
     cupy.ndarray
-        Fortran-contiguous, shape ``source.out_shape``, dtype ``plan.out_dtype`` in native byte order.
+        ``out``; or a new Fortran-contiguous array of shape ``source.out_shape`` and dtype
+        ``plan.out_dtype`` in native byte order.
 
     Raises
     ------
@@ -145,7 +162,7 @@ def read_to_device(
     TypeError
         The data cannot be handled on the GPU (structured RGB data, long double, complex256).
     ValueError
-        ``stream`` was created on another device.
+        ``stream`` was created on another device, or ``out`` has the wrong shape or dtype.
     """
     device_id = resolve_device(device)
     if device_id is None:
@@ -156,17 +173,19 @@ def read_to_device(
     if stream is not None:
         check_stream_device(stream, device_id, name or "data block")
     via_host = plan.raw_dtype.kind == "c" and plan.raw_dtype.itemsize <= 16
-    if not via_host:
-        kernel_spec(plan)  # raises TypeError before any work for data the GPU cannot handle
+    # kernel_spec raises TypeError before any work for data the GPU cannot handle.
+    out_dtype = device_dtype(plan.out_dtype) if via_host else kernel_spec(plan).out_dtype
+    if out is not None:
+        check_out(out, source, out_dtype, name, contiguous=via_host)
     with using_device(device_id):
         consumer = current_stream() if stream is None else stream
         work = gpuimg_stream(device_id)
         try:
             with device_memory_guard(name or "data block", source.nbytes):
                 if via_host:
-                    result = _read_via_host(source, plan, work, consumer)
+                    result = _read_via_host(source, plan, work, consumer, out)
                 else:
-                    result = _read_streamed(source, plan, work, consumer)
+                    result = _read_streamed(source, plan, work, consumer, out)
         except BaseException as exc:
             work.synchronize()
             drop_device_references(exc)
@@ -189,30 +208,54 @@ def _check_source(source: RawSource, plan: ScalePlan, name: str) -> None:
         )
 
 
-def _read_streamed(source: RawSource, plan: ScalePlan, work: Any, consumer: Any) -> Any:
-    """Chunks through pinned buffers, one fused kernel per chunk, into a flat result."""
+def check_out(out: Any, source: Any, dtype: np.dtype, name: str, *, contiguous: bool) -> None:
+    """Raise ValueError unless ``out`` can take the result: ``source.out_shape``, ``dtype``."""
+    where = name or "data block"
+    if tuple(out.shape) != tuple(source.out_shape) or out.dtype != dtype:
+        raise ValueError(
+            f"{where}: out is {out.dtype} {tuple(out.shape)}, expected {dtype} "
+            f"{tuple(source.out_shape)}"
+        )
+    if contiguous and not (out.flags.c_contiguous or out.flags.f_contiguous):
+        raise ValueError(f"{where}: out for complex data must be C- or Fortran-contiguous")
+
+
+def _read_streamed(source: RawSource, plan: ScalePlan, work: Any, consumer: Any, out: Any) -> Any:
+    """Chunks through pinned buffers, one fused kernel per chunk, into ``out`` or a flat result."""
     spec = kernel_spec(plan)
     count = math.prod(source.raw_shape)
-    flat = allocate_for(consumer, work, count, spec.out_dtype, "C")
+    flat = None
+    if out is not None and is_direct(source.post_slicer, tuple(source.raw_shape)):
+        # The raw block is the result: chunks go straight into ``out`` once its users are done.
+        raw_out = out.reshape(tuple(source.raw_shape))
+        work.wait_event(consumer.record())
+    else:
+        flat = allocate_for(consumer, work, count, spec.out_dtype, "C")
+        raw_out = flat.reshape(tuple(source.raw_shape), order="F")
     if count:
         with work:
-            _stream_chunks(source, spec, flat, work)
+            run(source, DeviceSink(spec, raw_out, work))
             finished = work.record()
         consumer.wait_event(finished)
-    return finish_result(flat, source, consumer)
+    if flat is None:
+        return out
+    return finish_result(flat, source, consumer, out=out)
 
 
-def finish_result(flat: Any, source: Any, consumer: Any) -> Any:
+def finish_result(flat: Any, source: Any, consumer: Any, *, out: Any = None) -> Any:
     """Turn the flat, scaled raw block of ``source`` on the device into the result, on ``consumer``.
 
     ``source`` needs ``raw_shape``, ``post_slicer`` and ``out_shape`` (a :class:`RawSource` or a
-    :class:`~gpuimg.io.slicing.ReadPlan`). The result is Fortran-contiguous: a view of ``flat`` when
-    the slicer keeps every value, else a copy.
+    :class:`~gpuimg.io.slicing.ReadPlan`). The result is ``out``, filled; or Fortran-contiguous: a view
+    of ``flat`` when the slicer keeps every value, else a copy.
     """
     with consumer:
         raw = flat.reshape(tuple(source.raw_shape), order="F")
         result = raw[source.post_slicer]
-        if result.size != raw.size or not result.flags.f_contiguous:
+        if out is not None:
+            cast_into(result, out)
+            result = out
+        elif result.size != raw.size or not result.flags.f_contiguous:
             result = result.copy(order="F")
     _check_shape(result, source)
     return result
@@ -231,39 +274,135 @@ def allocate_for(consumer: Any, work: Any, shape: Any, dtype: DTypeLike, order: 
     return array
 
 
-def _stream_chunks(source: RawSource, spec: Any, flat: Any, work: Any) -> None:
-    """Upload and scale the raw block chunk by chunk, double-buffered, on the current stream."""
-    itemsize = spec.input_dtype.itemsize
-    chunk = default_pinned_pool().buffer_size // itemsize
-    count = flat.size
-    # One device staging buffer is enough: on one stream, chunk k+1's copy into it is ordered after
-    # chunk k's kernel. The overlap that matters is the host reading (decompressing) chunk k+1 into
-    # the other pinned buffer while the device copies and scales chunk k.
-    staging = None if spec.is_copy else device.empty(min(chunk, count), spec.input_dtype)
-    for first in range(0, count, chunk):
-        stop = min(first + chunk, count)
-        target = flat[first:stop] if staging is None else staging[: stop - first]
-        _upload(source, first * itemsize, target, work)
-        if staging is not None:
-            run_kernel(spec, target, flat[first:stop])
-        _stats.add(bytes_to_device=(stop - first) * itemsize)
+class DeviceSink:
+    """The read pipeline's device sink: upload each chunk through the pinned pool, scale it on the GPU.
+
+    Chunks are uploaded in order on gpuimg's (current) stream, and the fused kernel scales each into
+    its place in ``raw_out`` (the raw block's shape on the device, any strides): a flat range when
+    ``raw_out`` is Fortran-contiguous, else a box of whole rows (see :func:`box_ranges`). The host
+    reads the next chunk into another pinned buffer while the device copies and scales this one.
+    """
+
+    parallel = False
+    overlap = False
+
+    def __init__(self, spec: Any, raw_out: Any, work: Any) -> None:
+        self._spec, self._raw_out, self._work = spec, raw_out, work
+        self.itemsize = spec.input_dtype.itemsize
+        self._limit = max(1, default_pinned_pool().buffer_size // self.itemsize)
+        self._flat = raw_out.reshape(-1, order="F") if raw_out.flags.f_contiguous else None
+        # One device staging buffer is enough: on one stream, chunk k+1's copy into it is ordered
+        # after chunk k's kernel.
+        self._staging = None
+        if not (spec.is_copy and self._flat is not None):
+            self._staging = device.empty(min(self._limit, raw_out.size), spec.input_dtype)
+        self._pinned: _Pinned | None = None
+
+    def chunk_bounds(self, nbytes: int) -> list[tuple[int, int]]:
+        if self._flat is not None:
+            size = self._flat.size
+            ranges = [(a, min(a + self._limit, size)) for a in range(0, size, self._limit)]
+        else:
+            ranges = box_ranges(tuple(self._raw_out.shape), self._limit)
+        return [(first * self.itemsize, stop * self.itemsize) for first, stop in ranges]
+
+    @contextmanager
+    def staging(self, start: int, nbytes: int) -> Iterator[np.ndarray]:
+        with pinned_staging(self._work) as pinned:
+            self._pinned = pinned
+            yield pinned.buffer[:nbytes]
+
+    def put(self, start: int, raw: np.ndarray) -> None:
+        assert self._pinned is not None, "put follows staging"
+        spec = self._spec
+        host = raw.view(spec.input_dtype)
+        first = start // self.itemsize
+        stop = first + host.size
+        if self._flat is not None:
+            dst = self._flat[first:stop]
+            target = dst if self._staging is None else self._staging[: stop - first]
+            self._pinned.copy(host, target, self._work)
+            if self._staging is not None:
+                run_kernel(spec, target, dst)
+        else:
+            assert self._staging is not None, "a strided destination is always staged"
+            target = self._staging[: stop - first]
+            self._pinned.copy(host, target, self._work)
+            dst = box_view(self._raw_out, first, stop, self._limit)
+            src = target.reshape(tuple(dst.shape), order="F")
+            if spec.is_copy:
+                cast_into(src, dst)
+            else:
+                run_kernel(spec, src, dst)
+        _stats.add(bytes_to_device=host.nbytes)
 
 
-def _upload(source: RawSource, start: int, target: Any, work: Any) -> None:
-    """Read bytes from ``start`` into a pinned buffer and queue their copy into ``target``."""
-    # A partial, not a closure: a traceback keeps a closure's cells (``target``, device memory)
-    # alive through its frame, where clearing the frame frees them.
-    upload_pinned(
-        functools.partial(_read_pinned, source, start, target.nbytes, target.dtype), target, work
-    )
+def box_axis(shape: tuple[int, ...], limit: int) -> tuple[int, int]:
+    """``(axis, inner)``: the first ``axis`` axes (``inner`` elements together) fit ``limit``, not one more."""
+    inner, axis = 1, 0
+    while axis < len(shape) and inner * shape[axis] <= limit:
+        inner *= shape[axis]
+        axis += 1
+    return axis, inner
 
 
-def _read_pinned(
-    source: RawSource, start: int, nbytes: int, dtype: np.dtype, buffer: np.ndarray
-) -> np.ndarray:
-    host = buffer[:nbytes]
-    source.readinto(start, memoryview(host))
-    return host.view(dtype)
+def box_ranges(shape: tuple[int, ...], limit: int) -> list[tuple[int, int]]:
+    """Fortran-order element ranges, each a box of an array of ``shape``, of at most ``limit`` where possible.
+
+    Each range is whole along the first axes (see :func:`box_axis`), a run of indices along the next
+    one and a single index along the rest, so it is a view of any strided array (:func:`box_view`).
+    """
+    axis, inner = box_axis(shape, limit)
+    total = math.prod(shape)
+    if axis == len(shape):
+        return [(0, total)] if total else []
+    length, rows = shape[axis], max(1, limit // inner)
+    return [
+        (base + first * inner, base + min(first + rows, length) * inner)
+        for base in range(0, total, inner * length)
+        for first in range(0, length, rows)
+    ]
+
+
+def box_view(array: Any, first: int, stop: int, limit: int) -> Any:
+    """The view of ``array`` holding Fortran-order elements ``[first, stop)`` of :func:`box_ranges`."""
+    shape = tuple(array.shape)
+    axis, inner = box_axis(shape, limit)
+    if axis == len(shape):
+        return array
+    block = inner * shape[axis]
+    outer = np.unravel_index(first // block, shape[axis + 1 :], order="F")
+    row = first % block // inner
+    rows = slice(row, row + (stop - first) // inner)
+    return array[(slice(None),) * axis + (rows, *(int(i) for i in outer))]
+
+
+class _Pinned:
+    """A pinned buffer lent for one chunk, and the event after which it may be reused."""
+
+    def __init__(self, buffer: np.ndarray) -> None:
+        self.buffer = buffer
+        self.queued = False
+        self.event: Any = None
+
+    def copy(self, host: np.ndarray, target: Any, work: Any) -> None:
+        """Queue the copy of ``host`` (a view of the buffer) into the device array ``target``."""
+        target.set(host, stream=work)
+        self.queued = True
+        self.event = work.record()
+
+
+@contextmanager
+def pinned_staging(work: Any) -> Iterator[_Pinned]:
+    """Lend a pooled pinned buffer; it goes back behind the event recorded after its copy on ``work``."""
+    pool = default_pinned_pool()
+    pinned = _Pinned(pool.acquire())
+    try:
+        yield pinned
+    finally:
+        if pinned.queued and pinned.event is None:
+            work.synchronize()
+        pool.release(pinned.buffer, pinned.event)
 
 
 def upload_pinned(fill: Any, target: Any, work: Any) -> None:
@@ -273,30 +412,24 @@ def upload_pinned(fill: Any, target: Any, work: Any) -> None:
     returns the host array to copy, of ``target``'s shape and dtype. The buffer goes back to the pool
     behind an event recorded after the copy, so it is reused only once the copy has read it.
     """
-    pool = default_pinned_pool()
-    buffer = pool.acquire()
-    event = None
-    queued = False
-    try:
-        host = fill(buffer)
-        target.set(host, stream=work)
-        queued = True
-        event = work.record()
-    finally:
-        if queued and event is None:
-            work.synchronize()
-        pool.release(buffer, event)
+    with pinned_staging(work) as pinned:
+        pinned.copy(fill(pinned.buffer), target, work)
 
 
-def _read_via_host(source: RawSource, plan: ScalePlan, work: Any, consumer: Any) -> Any:
+def _read_via_host(source: RawSource, plan: ScalePlan, work: Any, consumer: Any, out: Any) -> Any:
     """Complex data: scale on the host (CUDA has no complex intrinsics we rely on), then upload."""
     raw = np.empty(source.nbytes, dtype=np.uint8)
-    source.readinto(0, memoryview(raw))
+    run(source, RawSink(raw, plan.raw_dtype.itemsize))
     values = raw.view(plan.raw_dtype).reshape(tuple(source.raw_shape), order="F")
     scaled = apply_scaling(values, plan)[source.post_slicer]
+    order: Literal["C", "F"] = "C" if out is not None and not out.flags.f_contiguous else "F"
     # np.asfortranarray would turn a 0-d result (an integer index on a 1-D image) into shape (1,).
-    host = np.asarray(scaled, dtype=device_dtype(scaled.dtype), order="F")
-    result = allocate_for(consumer, work, host.shape, host.dtype, "F")
+    host = np.asarray(scaled, dtype=device_dtype(scaled.dtype), order=order)
+    if out is None:
+        result = allocate_for(consumer, work, host.shape, host.dtype, "F")
+    else:
+        result = out
+        work.wait_event(consumer.record())
     result.set(host, stream=work)
     consumer.wait_event(work.record())
     _stats.add(bytes_to_device=host.nbytes, host_fallbacks=1)

@@ -48,9 +48,7 @@ import numpy as np
 from gpuimg import device as device_seam
 from gpuimg.config import reset_after_fork, settings
 from gpuimg.errors import GpuimgError
-from gpuimg.io.buffers import default_pool
 from gpuimg.loadsave import load
-from gpuimg.scaling import ScalePlan, scale_transposed_into
 
 __all__ = ["Loader", "crop_or_pad", "sample_order"]
 
@@ -509,15 +507,14 @@ class _HostFiller:
     ) -> None:
         loader = self._loader
         volume = buffer[slot]
-        if slicers is None and volume.flags.f_contiguous:
-            # Disk order: the proxy reads and scales chunk by chunk straight into the slot.
+        # One thread per volume (the loader parallelises across volumes); into a slot of another
+        # layout (C order, a crop or pad) the proxy scales and transposes in the same pass.
+        if slicers is None:
             proxy.read_scaled_into(volume, loader.dtype)
-        elif slicers is None:
-            _read_scaled_into(proxy, (), proxy.scale_plan(loader.dtype), volume)
         else:
             volume.fill(0)
             source, destination = slicers
-            _read_scaled_into(proxy, source, proxy.scale_plan(loader.dtype), volume[destination])
+            proxy.read_scaled_into(volume[destination], loader.dtype, slicer=source)
         if loader.transform is not None:
             result = _transformed(loader, volume, path)
             if result is not volume:
@@ -531,24 +528,8 @@ class _HostFiller:
         self._loader._spare_buffers.extend(buffers)
 
 
-def _read_scaled_into(proxy: Any, slicer: tuple, plan: ScalePlan, out: np.ndarray) -> None:
-    """Read ``proxy[slicer]`` scaled by ``plan`` into ``out`` (any strides), staging raw bytes."""
-    read = proxy.read_plan(slicer)
-    if plan.is_identity and read.direct and out.flags.f_contiguous:
-        # The raw block is the result: read it straight into place.
-        proxy.read_raw_into(read, memoryview(out.reshape(-1, order="F").view(np.uint8)))
-        return
-    with default_pool.borrow(read.nbytes) as staging:
-        if read.nbytes:
-            proxy.read_raw_into(read, memoryview(staging))
-        raw = staging.view(proxy.dtype).reshape(read.raw_shape, order="F")[read.post_slicer]
-        # One thread per volume: the loader parallelises across volumes. Scaling into a slot of
-        # another layout (C order, a crop or pad) transposes in the same pass.
-        scale_transposed_into(raw, plan, out)
-
-
 class _DeviceFiller:
-    """Batches in GPU memory: each volume streams to the device, then a device copy puts it in its slot.
+    """Batches in GPU memory: each volume streams to the device and is scaled there into its slot.
 
     Workers each have their own stream. A slot is written only after the consumer's stream has
     passed the point where the batch buffer was allocated or the consumer asked for the next batch
@@ -585,7 +566,6 @@ class _DeviceFiller:
         loader = self._loader
         source, destination = slicers if slicers is not None else ((), ())
         with device_seam.using_device(self._device), self._stream() as stream:
-            volume = proxy.to_device(source, dtype=loader.dtype, device=loader.device)
             with self._lock:
                 released = self._released.get(id(buffer))
             if released is not None:
@@ -593,7 +573,10 @@ class _DeviceFiller:
             target = buffer[slot]
             if slicers is not None:
                 device_seam.cast_into(self._zeros_like(target), target)
-            device_seam.cast_into(volume, target[destination])
+            # Straight into the slot, after the work queued on this stream so far.
+            proxy.to_device(
+                source, dtype=loader.dtype, device=loader.device, out=target[destination]
+            )
             if loader.transform is not None:
                 result = _transformed(loader, target, path)
                 if result is not target:

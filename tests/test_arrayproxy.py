@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import gpuimg
 from gpuimg.arrayproxy import ArrayProxy, get_obj_dtype, reshape_dataobj
-from gpuimg.arrayproxy import _ReadScalePipeline as ReadScalePipeline
+from gpuimg.io.pipeline import Overlapped, ramped_chunks
 from tests.oracle import FORMATS, write_with_nibabel
 
 nib = pytest.importorskip("nibabel")
@@ -233,7 +233,7 @@ def _no_gpuimg_work_left() -> None:
 
 
 def test_a_read_error_on_any_thread_reaches_the_caller(many_chunk_gz, monkeypatch):
-    real = gpuimg.arrayproxy.read_plan_into
+    real = gpuimg.io.pipeline.read_plan_into
     calls = []
 
     def failing(fileobj, plan, out, start=0, *, name=None):
@@ -242,7 +242,7 @@ def test_a_read_error_on_any_thread_reaches_the_caller(many_chunk_gz, monkeypatc
             raise gpuimg.TruncatedDataError(f"{name}: injected failure")
         return real(fileobj, plan, out, start=start, name=name)
 
-    monkeypatch.setattr(gpuimg.arrayproxy, "read_plan_into", failing)
+    monkeypatch.setattr(gpuimg.io.pipeline, "read_plan_into", failing)
     with (
         gpuimg.config.configure(threads=2),
         pytest.raises(gpuimg.TruncatedDataError, match="injected failure"),
@@ -253,7 +253,7 @@ def test_a_read_error_on_any_thread_reaches_the_caller(many_chunk_gz, monkeypatc
 
 
 def test_a_scaling_error_stops_the_read_ahead_thread(many_chunk_gz, monkeypatch):
-    real = gpuimg.arrayproxy.scale_into
+    real = gpuimg.hostread.scale_into
     scaled = []
 
     def failing(raw, plan, out, *, threads=None):
@@ -262,15 +262,33 @@ def test_a_scaling_error_stops_the_read_ahead_thread(many_chunk_gz, monkeypatch)
             raise MemoryError("injected")
         return real(raw, plan, out, threads=threads)
 
-    monkeypatch.setattr(gpuimg.arrayproxy, "scale_into", failing)
+    monkeypatch.setattr(gpuimg.hostread, "scale_into", failing)
     with gpuimg.config.configure(threads=2), pytest.raises(MemoryError, match="injected"):
         gpuimg.load(many_chunk_gz).get_fdata(dtype=np.float32)
     _no_gpuimg_work_left()
 
 
+def test_a_sequential_read_holds_at_most_its_slots_of_staging(many_chunk_gz, monkeypatch):
+    """Each chunk's staging buffer goes back once it is scaled: peak memory is the output plus the
+    slots, not the whole raw block."""
+    real = gpuimg.io.pipeline.read_plan_into
+    borrowed = []
+
+    def recording(fileobj, plan, out, start=0, *, name=None):
+        borrowed.append(gpuimg.io.buffers.default_pool.borrowed_bytes)
+        return real(fileobj, plan, out, start=start, name=name)
+
+    monkeypatch.setattr(gpuimg.io.pipeline, "read_plan_into", recording)
+    with gpuimg.config.configure(threads=2):
+        gpuimg.load(many_chunk_gz).get_fdata(dtype=np.float32)
+    slots = gpuimg.config.settings.pipeline_slots
+    assert len(borrowed) > 2 * slots  # enough chunks that holding them all would show
+    assert max(borrowed) <= slots * gpuimg.io.buffers.size_class(4096)
+    _no_gpuimg_work_left()
+
+
 def test_sequential_reads_start_and_end_with_small_chunks(many_chunk_gz):
-    proxy = gpuimg.load(many_chunk_gz).dataobj
-    bounds = proxy._ramped_chunks()
+    bounds = ramped_chunks(40 * 30 * 20 * 2, gpuimg.config.settings.pipeline_chunk_bytes, 2)
     sizes = [stop - start for start, stop in bounds]
     assert sizes[:4] == [512, 1024, 2048, 4096]
     assert max(sizes) == 4096
@@ -282,10 +300,8 @@ def test_sequential_reads_start_and_end_with_small_chunks(many_chunk_gz):
 
 
 @pytest.mark.parametrize("nbytes", [2, 6, 510, 512, 514, 1500, 4096, 4098, 40000])
-def test_chunk_bounds_cover_any_size(tmp_path, monkeypatch, nbytes):
-    monkeypatch.setattr(gpuimg.config.settings, "pipeline_chunk_bytes", 4096)
-    proxy = ArrayProxy(tmp_path / "unused.nii", ((nbytes // 2,), "<i2", 0))
-    bounds = proxy._ramped_chunks()
+def test_chunk_bounds_cover_any_size(nbytes):
+    bounds = ramped_chunks(nbytes, 4096, 2)
     assert bounds[0][0] == 0 and bounds[-1][1] == nbytes
     assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(bounds, bounds[1:], strict=False))
     assert all((stop - start) % 2 == 0 for start, stop in bounds)
@@ -293,38 +309,37 @@ def test_chunk_bounds_cover_any_size(tmp_path, monkeypatch, nbytes):
 
 @pytest.mark.parametrize("helpers", [0, 1, 3])
 @pytest.mark.parametrize("slots", [1, 2, 4])
-def test_read_scale_pipeline_reads_in_order_and_never_overwrites_a_slot(helpers, slots):
-    """Reads run one at a time in chunk order; a slot is refilled only after its chunk was scaled."""
+def test_overlapped_reads_in_order_and_never_holds_more_than_its_slots(helpers, slots):
+    """Reads run one at a time in chunk order; at most ``slots`` chunks are read and not yet put."""
     rng = np.random.default_rng(helpers * 10 + slots)
     delays = rng.uniform(0, 0.002, size=(2, 40))
     lock = threading.Lock()
-    reading, read_order, scaled, slot_holder = [0], [], [], {}
+    reading, read_order, put, held = [0], [], [], set()
 
-    def read(index, slot):
+    def read(index):
         with lock:
             reading[0] += 1
             assert reading[0] == 1, "two reads at once"
-            assert slot not in slot_holder, (
-                f"slot {slot} refilled before chunk {slot_holder.get(slot)} was scaled"
-            )
-            slot_holder[slot] = index
+            assert len(held) < slots, f"chunk {index} read while {sorted(held)} wait to be put"
+            held.add(index)
             read_order.append(index)
         time.sleep(delays[0, index])
         with lock:
             reading[0] -= 1
-        return np.array([index, slot])
+        return np.array([index])
 
-    def scale(index, raw):
+    def put_chunk(index, raw):
         time.sleep(delays[1, index])
         with lock:
-            assert raw[0] == index and slot_holder.pop(int(raw[1])) == index
-            scaled.append(index)
+            assert raw[0] == index
+            held.remove(index)
+            put.append(index)
 
     with gpuimg.config.configure(threads=1 + helpers):
-        ReadScalePipeline(read, scale, 40, slots).run(helpers)
+        Overlapped(read, put_chunk, 40, slots).run(helpers)
     assert read_order == list(range(40))
-    assert sorted(scaled) == list(range(40))
-    assert slot_holder == {}
+    assert sorted(put) == list(range(40))
+    assert held == set()
 
 
 @pytest.mark.parametrize("order", ["F", "C"])
@@ -347,6 +362,30 @@ def test_order_reads_either_layout(tmp_path, order):
     out = np.empty(data.shape, np.float64, order=order)
     assert proxy.read_scaled_into(out) is out
     np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("order", ["F", "C"])
+@pytest.mark.parametrize(
+    "slicer", [(), (1,), (slice(None), 0, None, slice(1, 3)), (Ellipsis, slice(None, None, -2))]
+)
+def test_read_scaled_into_any_out(tmp_path, order, slicer):
+    """A slice read into the caller's array, whatever its layout: the values ``proxy[slicer]`` has."""
+    data = np.arange(120, dtype=">i2").reshape(2, 3, 4, 5)
+    path = tmp_path / "raw.bin"
+    path.write_bytes(data.tobytes(order=order))
+    proxy = ArrayProxy(path, (data.shape, data.dtype, 0, 2.0, 1.0), order=order)
+    expected = proxy[slicer]
+    for layout in ["F", "C"]:
+        out = np.full(expected.shape, np.nan, order=layout)
+        assert proxy.read_scaled_into(out, slicer=slicer) is out
+        np.testing.assert_array_equal(out, expected)
+    strided = np.full((3, *expected.shape), np.nan)[1]
+    proxy.read_scaled_into(strided, slicer=slicer)
+    np.testing.assert_array_equal(strided, expected)
+    with pytest.raises(
+        ValueError, match=r"raw.bin: out must be a writeable float64 array of shape"
+    ):
+        proxy.read_scaled_into(np.empty((7,)), slicer=slicer)
 
 
 def test_order_must_be_f_or_c(tmp_path):
@@ -425,21 +464,17 @@ def test_copy_reads_the_same_and_shares_only_a_file_objects_handle(tmp_path, sou
 
 
 def test_whole_raw_reads_stream_without_a_seek_index(tmp_path):
-    """A whole-block ``read_raw_into`` of a gzip file streams (no index); a part of it seeks."""
+    """A whole read into a C-ordered array (staged) streams a gzip file (no index); a part seeks."""
     data = np.arange(np.prod(SHAPE), dtype=np.int16).reshape(SHAPE, order="F")
     path = tmp_path / "whole.nii.gz"
     nib.save(nib.Nifti1Image(data, np.eye(4)), str(path))
     proxy = gpuimg.load(path).dataobj
     index = proxy._handle.gzip_index
-    whole = proxy.read_plan()
-    raw = np.empty(whole.nbytes, np.uint8)
-    proxy.read_raw_into(whole, memoryview(raw))
-    np.testing.assert_array_equal(raw.view(np.int16).reshape(SHAPE, order="F"), data)
+    whole = np.empty(SHAPE, np.int16)
+    proxy.read_scaled_into(whole, np.int16)
+    np.testing.assert_array_equal(whole, data)
     assert index.nbytes == 0 and index.uncompressed_size is None  # the index learnt nothing
-    part = proxy.read_plan((slice(None), slice(None), slice(None), slice(2, 4)))
-    raw = np.empty(part.nbytes, np.uint8)
-    proxy.read_raw_into(part, memoryview(raw))
-    np.testing.assert_array_equal(
-        raw.view(np.int16).reshape(part.raw_shape, order="F"), data[..., 2:4]
-    )
+    part = np.empty((*SHAPE[:3], 2), np.int16)
+    proxy.read_scaled_into(part, np.int16, slicer=(Ellipsis, slice(2, 4)))
+    np.testing.assert_array_equal(part, data[..., 2:4])
     assert index.uncompressed_size is not None or index.nbytes > 0

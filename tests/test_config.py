@@ -223,7 +223,7 @@ def test_threads_1_reads_without_helper_threads(tmp_path, monkeypatch):
             submitted.append(threading.current_thread().name)
             return real_executor().submit(*args, **kwargs)
 
-    monkeypatch.setattr(gpuimg.arrayproxy, "executor", CountingExecutor)
+    monkeypatch.setattr(gpuimg.io.pipeline, "executor", CountingExecutor)
     expected = nib.load(path).get_fdata(dtype=np.float32)
     with config.configure(threads=1):
         got = gpuimg.load(path).get_fdata(dtype=np.float32)

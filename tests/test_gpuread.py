@@ -266,3 +266,70 @@ def test_checks_the_source_against_the_plan(xp) -> None:
     source.nbytes -= 2
     with pytest.raises(ValueError, match="source nbytes is 118, expected 120"):
         gpuread.read_to_device(source, plan_scaling(raw.dtype, None, None), device=0)
+
+
+def _layouts(xp, shape: tuple[int, ...], dtype: np.dtype) -> dict[str, object]:
+    """Destinations of ``shape``: Fortran, C, and a C-ordered slot of a batch with a cropped axis."""
+    batch = xp.empty((3, shape[0] + 2, *shape[1:]), dtype=dtype)
+    return {
+        "F": xp.empty(shape, dtype=dtype, order="F"),
+        "C": xp.empty(shape, dtype=dtype),
+        "slot": batch[1, 1:-1],
+    }
+
+
+@pytest.mark.parametrize("layout", ["F", "C", "slot"])
+@pytest.mark.parametrize("post", [(), (slice(None), slice(None), None, slice(None)), POST])
+@pytest.mark.parametrize("scaling", ["none", "both"])
+def test_out_is_filled_in_any_layout(xp, small_chunks, layout, post, scaling, monkeypatch) -> None:
+    raw = _values(np.dtype(">i2"))
+    plan = plan_scaling(raw.dtype, *SCALINGS[scaling], np.dtype("f4"))
+    expected = apply_scaling(raw, plan)[post]
+    out = _layouts(xp, expected.shape, np.dtype("f4"))[layout]
+    allocations = []
+    real = gpuread.allocate_for
+    monkeypatch.setattr(
+        gpuread, "allocate_for", lambda *args: allocations.append(args) or real(*args)
+    )
+    result = gpuread.read_to_device(BytesSource(raw, post), plan, device=0, out=out)
+    assert result is out
+    assert np.array_equal(xp.asnumpy(out), expected)
+    # A slicer that keeps the raw block as it is reads straight into ``out``, whatever its strides.
+    assert len(allocations) == (1 if post == POST else 0)
+
+
+def test_out_of_complex_data(xp, small_chunks) -> None:
+    raw = _values(np.dtype("<c8"))
+    plan = plan_scaling(raw.dtype, 2.0, None)
+    for out in [xp.empty(SHAPE, np.complex128), xp.empty(SHAPE, np.complex128, order="F")]:
+        assert gpuread.read_to_device(BytesSource(raw), plan, device=0, out=out) is out
+        assert np.array_equal(xp.asnumpy(out), apply_scaling(raw, plan))
+    strided = xp.empty((SHAPE[0] * 2, *SHAPE[1:]), np.complex128)[::2]
+    with pytest.raises(ValueError, match="out for complex data must be C- or Fortran-contiguous"):
+        gpuread.read_to_device(BytesSource(raw), plan, device=0, out=strided)
+
+
+def test_out_of_the_wrong_shape_or_dtype(xp) -> None:
+    raw = _values(np.dtype("<i2"))
+    plan = plan_scaling(raw.dtype, 2.0, None, np.dtype("f4"))
+    for out in [xp.empty(SHAPE[::-1], np.float32), xp.empty(SHAPE, np.float64)]:
+        with pytest.raises(ValueError, match=r"scan.nii: out is .*, expected float32 \(5, 4, 3\)"):
+            gpuread.read_to_device(BytesSource(raw), plan, device=0, name="scan.nii", out=out)
+
+
+@pytest.mark.parametrize("limit", [1, 2, 5, 7, 12, 20, 60, 1000])
+@pytest.mark.parametrize("shape", [(5, 4, 3), (1, 7), (6,), (2, 1, 3, 2)])
+def test_box_ranges_cut_any_array_into_views(shape, limit) -> None:
+    """Consecutive ranges cover every element once, each the box view of any strided array."""
+    ranges = gpuread.box_ranges(shape, limit)
+    total = math.prod(shape)
+    assert [start for start, _ in ranges] == [0] + [stop for _, stop in ranges[:-1]]
+    assert ranges[-1][1] == total
+    axis, inner = gpuread.box_axis(shape, limit)
+    assert all(stop - start <= max(limit, inner) for start, stop in ranges)
+    values = np.arange(total).reshape(shape, order="F")
+    strided = np.empty((2, *shape))[1]  # C order: F-order elements are not a flat range of it
+    strided[...] = values
+    for start, stop in ranges:
+        view = gpuread.box_view(strided, start, stop, limit)
+        assert np.array_equal(view.ravel(order="F"), np.arange(start, stop))

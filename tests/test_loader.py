@@ -345,6 +345,21 @@ def test_device_batches_equal_get_fdata(files, xp):
         np.testing.assert_array_equal(got, _expected(path))
 
 
+def test_device_volumes_are_scaled_straight_into_their_slots(files, xp, monkeypatch):
+    """No volume is allocated and then copied: each is scaled on the device into its batch slot."""
+    from gpuimg import gpuread
+
+    allocations = []
+    real = gpuread.allocate_for
+    monkeypatch.setattr(
+        gpuread, "allocate_for", lambda *args: allocations.append(args) or real(*args)
+    )
+    batches = [batch.get() for batch in Loader(files, 3, device="cuda", num_threads=1)]
+    assert allocations == []
+    for got, path in zip(np.concatenate(batches), files, strict=True):
+        np.testing.assert_array_equal(got, _expected(path))
+
+
 def test_device_crop_pad_and_transform(files, tmp_path, xp):
     big = np.arange(9 * 3 * 4, dtype=np.int16).reshape(9, 3, 4)
     path = _write(tmp_path / "big.nii", big, slope=0.5)

@@ -93,6 +93,11 @@ class FileHandle:
         return self._keep_file_open
 
     @property
+    def is_path(self) -> bool:
+        """True when the file was given by its path (False for a caller's file object)."""
+        return self._is_path
+
+    @property
     def gzip_index(self) -> GzipIndex | None:
         """Checkpoint index of a gzip path (None otherwise)."""
         return self._gzip_index

@@ -43,8 +43,10 @@ __all__ = [
     "DEFAULT_GAP_BYTES",
     "ReadPlan",
     "canonical_slicer",
+    "is_direct",
     "plan_read",
     "read_plan_into",
+    "selected_shape",
 ]
 
 #: Cost of one extra run, in bytes of extra reading (see :func:`plan_read`).
@@ -199,6 +201,23 @@ def _selection(item: Any) -> tuple[int, int, int]:
     return item, 1, 1
 
 
+def selected_shape(slicer: Slicer, shape: Sequence[int]) -> tuple[int, ...]:
+    """Shape of ``full_array[slicer]`` for a basic numpy index.
+
+    >>> selected_shape((None, Ellipsis, 2), (4, 5, 6))
+    (1, 4, 5)
+    """
+    return _selected_shape(canonical_slicer(slicer, shape))
+
+
+def _selected_shape(canonical: tuple[Any, ...]) -> tuple[int, ...]:
+    return tuple(
+        1 if item is None else _selection(item)[1]
+        for item in canonical
+        if not isinstance(item, int)
+    )
+
+
 def _box(first: int, count: int, step: int) -> tuple[int, int]:
     """Bounding box ``[lo, hi)`` of a non-empty selection."""
     last = first + (count - 1) * step
@@ -293,11 +312,7 @@ def plan_read(
     canonical = canonical_slicer(slicer, shape)
     per_axis = [item for item in canonical if item is not None]
     sels = [_selection(item) for item in per_axis]
-    out_shape = tuple(
-        1 if item is None else _selection(item)[1]
-        for item in canonical
-        if not isinstance(item, int)
-    )
+    out_shape = _selected_shape(canonical)
     if any(count == 0 for _, count, _ in sels):
         return ReadPlan((), out_shape, (), out_shape, 0, True)
 
@@ -331,18 +346,33 @@ def plan_read(
 
     post_iter = iter(post_axes)
     post_slicer = tuple(None if item is None else next(post_iter) for item in canonical)
-    direct = all(
-        (isinstance(p, int) and n == 1)
-        or (isinstance(p, slice) and p.step in (None, 1) and len(range(*p.indices(n))) == n)
-        for p, n in zip(post_axes, raw_shape, strict=True)
-    )
     return ReadPlan(
         runs=runs,
         raw_shape=tuple(raw_shape),
         post_slicer=post_slicer,
         out_shape=out_shape,
         nbytes=sum(n for _, n in runs),
-        direct=direct,
+        direct=is_direct(post_slicer, tuple(raw_shape)),
+    )
+
+
+def is_direct(post_slicer: tuple[Any, ...], raw_shape: tuple[int, ...]) -> bool:
+    """True when ``raw[post_slicer]`` holds every value of ``raw`` in its order, so only unit axes change.
+
+    Then the raw block, reshaped to the result's shape in Fortran order, is the result, and can be
+    read straight into it (see :attr:`ReadPlan.direct`).
+
+    >>> is_direct((slice(0, 4, 1), 0, None), (4, 1)), is_direct((slice(None, None, -1),), (4,))
+    (True, False)
+    """
+    axes = [p for p in post_slicer if p is not None]
+    if len(axes) > len(raw_shape) or Ellipsis in axes:
+        return False
+    axes += [slice(None)] * (len(raw_shape) - len(axes))
+    return all(
+        (isinstance(p, int) and n == 1)
+        or (isinstance(p, slice) and p.step in (None, 1) and len(range(*p.indices(n))) == n)
+        for p, n in zip(axes, raw_shape, strict=True)
     )
 
 

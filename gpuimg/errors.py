@@ -20,6 +20,10 @@ class HeaderError(ImageFileError):
     """A header on disk is malformed: wrong size, bad magic, impossible dims or offsets."""
 
 
+class WrapStructError(HeaderError):
+    """A header's binary block has the wrong length (nibabel's ``wrapstruct.WrapStructError``)."""
+
+
 class TruncatedDataError(ImageFileError):
     """The data block is shorter than the header promises."""
 

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from gpuimg.errors import HeaderDataError, HeaderError, HeaderTypeError
+from gpuimg.headers import checks
 from gpuimg.headers.codes import ANALYZE_DATA_TYPES, CodeTable, DataTypeTable
 from gpuimg.headers.dataio import HeaderDataIO
 from gpuimg.headers.structured import UNNAMED, StructuredHeader, header_error
@@ -117,6 +118,7 @@ class AnalyzeHeader(HeaderDataIO, StructuredHeader):
     default_x_flip: ClassVar[bool] = True
     has_data_slope: ClassVar[bool] = False
     has_data_intercept: ClassVar[bool] = False
+    check_battery = checks.ANALYZE
 
     @classmethod
     def default_structarr(cls, endianness: str | None = None) -> np.ndarray:
@@ -185,15 +187,6 @@ class AnalyzeHeader(HeaderDataIO, StructuredHeader):
         """Fix fields a mapping from another Analyze dialect set wrongly; nothing here."""
 
     # -- checks -----------------------------------------------------------------------------------
-
-    def _fix(self) -> None:
-        arr = self._structarr
-        code = int(arr["datatype"])
-        if code in self.data_types.supported_codes():
-            arr["bitpix"] = self.data_types.dtype_for(code).itemsize * 8
-        spatial = arr["pixdim"][1:4]
-        spatial[spatial == 0] = 1
-        arr["pixdim"][1:4] = np.abs(spatial)
 
     def validate(self, filename: str = UNNAMED, file_size: int | None = None) -> None:
         """Raise :class:`~gpuimg.errors.HeaderError` if the header cannot describe a file.
@@ -364,6 +357,22 @@ class AnalyzeHeader(HeaderDataIO, StructuredHeader):
 
     def _field_tables(self) -> dict[str, CodeTable]:
         return {"datatype": self.data_types}
+
+    def __str__(self) -> str:
+        """The class, the byte order and every field, one a line, coded fields by label (as nibabel).
+
+        Examples
+        --------
+        >>> [line for line in str(AnalyzeHeader()).splitlines() if line.startswith("datatype")]
+        ['datatype       : float32']
+        """
+        tables = self._field_tables()
+        width = max(len(name) for name in self.field_names)
+        lines = [f"{type(self)} object, endian='{self.endianness}'"]
+        for name in self.field_names:
+            value = tables[name].label(int(self[name])) if name in tables else self[name]
+            lines.append(f"{name:{width}s}  : {value}")
+        return "\n".join(lines)
 
     def get_value_label(self, fieldname: str) -> str:
         """Return the label of coded field `fieldname` (e.g. ``'int16'`` for ``datatype``)."""

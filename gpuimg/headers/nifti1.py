@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from gpuimg.errors import HeaderDataError
+from gpuimg.headers import checks
 from gpuimg.headers.analyze import AnalyzeHeader
 from gpuimg.headers.codes import (
     INTENT_CODES,
@@ -116,6 +117,7 @@ class Nifti1Header(SliceTiming, AnalyzeHeader):
     data_types = NIFTI_DATA_TYPES
     has_data_slope = True
     has_data_intercept = True
+    check_battery = checks.NIFTI1
     is_single: ClassVar[bool] = True
     single_magic: ClassVar[bytes] = b"n+1"
     pair_magic: ClassVar[bytes] = b"ni1"
@@ -209,17 +211,6 @@ class Nifti1Header(SliceTiming, AnalyzeHeader):
 
     # -- checks -------------------------------------------------------------------------------
 
-    def _fix(self) -> None:
-        super()._fix()
-        arr = self._structarr
-        if arr["pixdim"][0] not in (-1, 1):
-            arr["pixdim"][0] = 1
-        for field in ("qform_code", "sform_code"):
-            if int(arr[field]) not in XFORM_CODES.codes():
-                arr[field] = 0
-        if self.eol_check is not None and not np.any(arr["eol_check"]):
-            arr["eol_check"] = self.eol_check
-
     def _validate_format(self, filename: str) -> None:
         """Check the magic and, for NIfTI-2, the end-of-line bytes."""
         magic = self._structarr["magic"].item()
@@ -229,7 +220,8 @@ class Nifti1Header(SliceTiming, AnalyzeHeader):
             )
         if self.eol_check is not None:
             found = tuple(int(v) for v in self._structarr["eol_check"])
-            if found != self.eol_check:
+            # All 0 is a harmless omission: the checks that run next set the bytes.
+            if found not in (self.eol_check, (0,) * len(self.eol_check)):
                 raise header_error(filename, "eol_check", found, f"{self.eol_check}")
 
     def _validate_offset(self, filename: str) -> None:

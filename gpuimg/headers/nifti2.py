@@ -3,13 +3,15 @@
 Same meaning as NIfTI-1 (see :mod:`gpuimg.headers.nifti1`) with int64 ``dim``
 and ``vox_offset``, float64 voxel sizes, scaling and affines, the magic at
 byte 4 and ``eol_check`` bytes that reveal end-of-line conversion damage.
-Only the layout and its sizes differ, so the class overrides nothing else.
+Only the layout, its sizes and the check of ``eol_check`` differ, so the class
+overrides nothing else.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from gpuimg.headers import checks
 from gpuimg.headers.nifti1 import Nifti1Header
 
 # fmt: off
@@ -67,6 +69,7 @@ class Nifti2Header(Nifti1Header):
     single_vox_offset = 544
     quaternion_threshold = float(np.finfo(np.float64).eps * 3)
     eol_check = (13, 10, 26, 10)
+    check_battery = checks.NIFTI2
     freesurfer_shapes = False
 
 

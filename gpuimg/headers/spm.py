@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from gpuimg.errors import HeaderDataError, HeaderTypeError
-from gpuimg.headers import analyze
+from gpuimg.headers import analyze, checks
 
 
 def _renamed(fields: list[tuple], old: str, new: tuple) -> list[tuple]:
@@ -51,6 +51,7 @@ class SpmAnalyzeHeader(analyze.AnalyzeHeader):
     template_dtype = spm99_header_dtype
     has_data_slope = True
     factor_dtype = np.dtype(np.float32)  # nibabel's SPM99 slope is the float32 header field
+    check_battery = checks.SPM
 
     @classmethod
     def default_structarr(cls, endianness: str | None = None) -> np.ndarray:

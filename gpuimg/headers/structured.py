@@ -3,18 +3,22 @@
 :class:`StructuredHeader` is the base of every header class: it turns the
 binary block into a structured array in the block's byte order and back,
 detects that byte order from ``sizeof_hdr``, gives mapping access to the
-fields, and reads itself from a file object, checking what it read.
+fields, runs its class's battery of checks (:mod:`gpuimg.headers.checks`) and
+reads itself from a file object, checking what it read.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
-from collections.abc import Iterator
-from typing import IO, Any, BinaryIO, Literal, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import IO, Any, BinaryIO, ClassVar, Literal, TypeVar
 
 import numpy as np
 
-from gpuimg.errors import HeaderError
+from gpuimg import imageglobals
+from gpuimg.errors import HeaderError, WrapStructError
+from gpuimg.headers.checks import Check, run_battery
 
 #: A byte order code, as numpy's ``dtype.newbyteorder`` takes it.
 ByteOrder = Literal["<", ">"]
@@ -68,12 +72,21 @@ class StructuredHeader:
         Byte order of `binaryblock` (or of the default header). None guesses it
         from the block (see :meth:`guessed_endian`), or uses the native order.
     check : bool, optional
-        Check the block (see :meth:`validate`) and apply the small fixes nibabel
-        applies on load.
+        Run :meth:`check_fix` on the block: fix what the checks can, log the
+        problems, raise for those at the error level.
+
+    Raises
+    ------
+    WrapStructError
+        If `binaryblock` is not ``template_dtype.itemsize`` bytes long.
+    HeaderDataError
+        With `check`, for a problem at or above :data:`gpuimg.imageglobals.error_level`.
     """
 
     template_dtype: np.dtype = np.dtype([("sizeof_hdr", "i4")])
     sizeof_hdr: int = 4
+    #: The checks :meth:`check_fix` runs, in order (see :mod:`gpuimg.headers.checks`).
+    check_battery: ClassVar[Sequence[Check]] = ()
 
     def __init__(
         self,
@@ -87,14 +100,14 @@ class StructuredHeader:
         size = self.template_dtype.itemsize
         if len(binaryblock) != size:
             what = "truncated header" if len(binaryblock) < size else "header block too long"
-            raise HeaderError(f"{UNNAMED}: {what}: {len(binaryblock)} bytes, expected {size}")
+            raise WrapStructError(f"{UNNAMED}: {what}: {len(binaryblock)} bytes, expected {size}")
         native = np.ndarray((), dtype=self.template_dtype, buffer=binaryblock)
         order = self.guessed_endian(native) if endianness is None else endian_code(endianness)
         self._structarr = np.ndarray(
             (), dtype=self.template_dtype.newbyteorder(order), buffer=binaryblock
         ).copy()
         if check:
-            self.check(UNNAMED)
+            self.check_fix()
 
     # -- construction -----------------------------------------------------------------------
 
@@ -131,8 +144,7 @@ class StructuredHeader:
         fileobj : file-like
             Open for binary reading.
         check : bool, optional
-            Validate the header (raising :class:`~gpuimg.errors.HeaderError`) and
-            apply nibabel's small fixes.
+            Check the header as a file's header (see :meth:`check`).
         filename : str, optional
             Name used in error messages (default ``'<fileobj>'``).
 
@@ -144,7 +156,7 @@ class StructuredHeader:
         size = cls.template_dtype.itemsize
         block = fileobj.read(size)
         if len(block) < size:
-            raise HeaderError(
+            raise WrapStructError(
                 f"{source}: truncated header: read {len(block)} bytes, expected {size}"
             )
         hdr = cls(block, check=False)
@@ -163,12 +175,60 @@ class StructuredHeader:
     # -- checking -----------------------------------------------------------------------------
 
     def check(self, source: str = UNNAMED) -> None:
-        """Apply nibabel's load-time fixes, then :meth:`validate` (naming `source`)."""
-        self._fix()
-        self.validate(source)
+        """Check a header read from file `source`: gpuimg's strict checks, then nibabel's, which fix.
 
-    def _fix(self) -> None:
-        """Repair harmless inconsistencies the way nibabel does on load; nothing here."""
+        :meth:`validate` raises :class:`~gpuimg.errors.HeaderError` for what no reader can use (a
+        wrong ``sizeof_hdr``, which nibabel would fix: see docs/architecture.md); then the class's
+        checks run as in :meth:`check_fix`, their errors naming `source`.
+        """
+        self.validate(source)
+        self.check_fix(source=source)
+
+    def check_fix(
+        self,
+        logger: logging.Logger | None = None,
+        error_level: int | None = None,
+        *,
+        source: str | None = None,
+    ) -> None:
+        """Run the checks of the class on the header, fixing it in place where they can (nibabel's API).
+
+        Each problem is logged to `logger` at its level; the first at or above `error_level` raises its
+        error (all fixes are applied before).
+
+        Parameters
+        ----------
+        logger : logging.Logger, optional
+            Default :data:`gpuimg.imageglobals.logger`.
+        error_level : int, optional
+            Default :data:`gpuimg.imageglobals.error_level` (40).
+        source : str, optional
+            The file the header came from, named in the error.
+
+        Raises
+        ------
+        HeaderDataError
+            For a problem at or above `error_level`.
+        """
+        logger = imageglobals.logger if logger is None else logger
+        error_level = imageglobals.error_level if error_level is None else error_level
+        for report in run_battery(self, fix=True):
+            report.log_raise(logger, error_level, source=source)
+
+    @classmethod
+    def diagnose_binaryblock(cls, binaryblock: bytes, endianness: str | None = None) -> str:
+        """Return the problems the checks find in `binaryblock`, one a line ('' when none); fixes nothing.
+
+        Examples
+        --------
+        >>> from gpuimg.headers import AnalyzeHeader
+        >>> hdr = AnalyzeHeader()
+        >>> hdr['pixdim'][1] = -2
+        >>> AnalyzeHeader.diagnose_binaryblock(hdr.binaryblock)
+        'pixdim[1,2,3] should be positive'
+        """
+        reports = run_battery(cls(binaryblock, endianness, check=False), fix=False)
+        return "\n".join(report.message for report in reports if report.message)
 
     def validate(self, filename: str = UNNAMED, file_size: int | None = None) -> None:
         """Raise :class:`~gpuimg.errors.HeaderError` if the header cannot be right.

@@ -1,7 +1,8 @@
 """Which of nibabel's names gpuimg stands in for, and how they are put in place.
 
 Every nibabel image-model name (image and header classes, proxies, file holders, ``load``/``save``, the
-errors they raise) is replaced, in nibabel's modules, by the gpuimg object at the path given here, before
+errors they raise, the ``imageglobals`` module holding the logger and error level of the header checks) is
+replaced, in nibabel's modules, by the gpuimg object at the path given here, before
 nibabel's test modules are imported: ``from ..nifti1 import Nifti1Image`` in a test then gets gpuimg's
 class. nibabel's test helpers (``nibabel.testing``, ``volumeutils``, ``casting``...) are kept.
 
@@ -71,6 +72,9 @@ MODEL = {
     "nibabel.loadsave.save": "gpuimg.loadsave.save",
     "nibabel.arraywriters.WriterError": "gpuimg.errors.WriterError",
     "nibabel.arraywriters.ScalingError": "gpuimg.errors.ScalingError",
+    "nibabel.wrapstruct.WrapStructError": "gpuimg.errors.WrapStructError",
+    # A module: tests set its logger and error_level, which the headers' check_fix must then use.
+    "nibabel.imageglobals": "gpuimg.imageglobals",
 }
 
 #: Shared tables: gpuimg's object where gpuimg has one under nibabel's path, else nibabel's own.
@@ -100,6 +104,7 @@ PATCHED_MODULES = (
     "nibabel.loadsave",
     "nibabel.arraywriters",
     "nibabel.imageclasses",
+    "nibabel.wrapstruct",
 )
 
 

@@ -15,13 +15,15 @@ caller chooses where the memory lives.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Literal
 
 import numpy as np
 
+from gpuimg.destination import HOST, Destination, destination
 from gpuimg.gpudecode import read_bgzf_to_device
-from gpuimg.gpuread import read_to_device
+from gpuimg.gpuread import DevicePlan, plan_device_read, stream_to_device
 from gpuimg.hostread import read_into
 from gpuimg.io.containers import compressed_suffix, container_for
 from gpuimg.io.datablock import DataBlock
@@ -256,21 +258,60 @@ class ArrayProxy:
         slicer : index, optional
             Any basic numpy index; the default reads everything.
         """
-        return self._in_order(
-            lambda layout_slicer, _: self._get_layout_scaled(dtype, layout_slicer), slicer
-        )
+        return self.read_to(HOST, slicer, dtype=dtype)
 
-    def _get_layout_scaled(self, dtype, slicer) -> np.ndarray:
-        """:meth:`get_scaled` of the on-disk (Fortran) layout."""
+    def read(self, slicer=(), *, dtype=None, out=None, device=None):
+        """Read ``self[slicer]`` scaled to ``dtype``, where the caller says: the one read entry point.
+
+        Parameters
+        ----------
+        slicer : index, optional
+            Any basic numpy index; the default reads everything.
+        dtype : numpy dtype, optional, keyword only
+            Result dtype; None keeps nibabel's natural dtype (the on-disk one when unscaled).
+        out : numpy.ndarray or cupy.ndarray, optional, keyword only
+            Where to write the result (see :meth:`read_to`); its memory says where the read goes
+            when ``device`` is None.
+        device : None, 'cpu', 'cuda', 'cuda:N', int or cupy.cuda.Device, keyword only
+            Where a new result lives (see :func:`gpuimg.destination.destination`).
+
+        Returns
+        -------
+        numpy.ndarray or cupy.ndarray
+            ``out``, or a new array.
+        """
+        return self.read_to(destination(device=device, out=out), slicer, dtype=dtype, out=out)
+
+    def read_to(self, where: Destination, slicer=(), *, dtype=None, out=None):
+        """:meth:`read` to a resolved :class:`~gpuimg.destination.Destination`.
+
+        The one place a read chooses between the host and the device: the scaling plan (and, for
+        the device, the fused kernel) is made here once, and the sink that fits ``where`` is handed
+        it, so nothing below plans or resolves again.
+
+        Parameters
+        ----------
+        where : Destination
+            The host or a GPU.
+        slicer : index, optional
+            Any basic numpy index; the default reads everything.
+        dtype : numpy dtype, optional, keyword only
+            As for :meth:`read`.
+        out : numpy.ndarray or cupy.ndarray, optional, keyword only
+            Writeable, of the shape of ``self[slicer]`` and the result's dtype, any strides, in
+            ``where``'s memory. On the host, see :meth:`read_scaled_into`; on a GPU, see
+            :meth:`to_device`.
+        """
         plan = self.scale_plan(dtype)
-        whole = _selects_everything(slicer, self._shape)
-        self._block.check_holds_data(whole=whole)
-        if not whole:
-            return apply_scaling(self._read_slice_raw(slicer), plan)
-        if plan.is_identity:
-            return self._read_whole_raw()
-        out = np.empty(self._shape, plan.out_dtype, order="F")
-        return read_into(self._block, self.read_plan(), plan, out, whole=True)
+        if where.device_id is None:
+            if out is not None:
+                self._check_host_out(out, slicer, plan.out_dtype)
+            read_layout = functools.partial(self._layout_to_host, plan=plan)
+        else:
+            read_layout = functools.partial(
+                self._layout_to_device, plan=plan_device_read(plan, where.device_id)
+            )
+        return self._in_order(read_layout, slicer, out)
 
     def read_scaled_into(self, out: np.ndarray, dtype=None, *, slicer=()) -> np.ndarray:
         """Read ``self[slicer]`` scaled to ``dtype`` straight into ``out`` (e.g. a slot of a batch).
@@ -297,26 +338,8 @@ class ArrayProxy:
         numpy.ndarray
             ``out``.
         """
-        shape, out_dtype = selected_shape(slicer, self.shape), self.scale_plan(dtype).out_dtype
-        if out.shape != shape or out.dtype != out_dtype or not out.flags.writeable:
-            raise ValueError(
-                f"{self.name}: out must be a writeable {out_dtype} array of shape {shape}, "
-                f"found {out.dtype} {out.shape} (writeable={out.flags.writeable})"
-            )
-        self._in_order(
-            lambda layout_slicer, layout_out: self._read_layout_into(
-                layout_slicer, layout_out, dtype
-            ),
-            slicer,
-            out,
-        )
+        self.read_to(HOST, slicer, dtype=dtype, out=out)
         return out
-
-    def _read_layout_into(self, slicer, out: np.ndarray, dtype) -> np.ndarray:
-        """:meth:`read_scaled_into` of the on-disk (Fortran) layout."""
-        whole = _selects_everything(slicer, self._shape)
-        read, plan = self.read_plan(slicer), self.scale_plan(dtype)
-        return read_into(self._block, read, plan, out, whole=whole)
 
     def to_device(self, slicer=(), *, dtype=np.float32, device="cuda", out=None):
         """Read ``self[slicer]`` scaled to ``dtype`` straight into GPU memory (a CuPy array).
@@ -337,28 +360,40 @@ class ArrayProxy:
             Where to write it instead of a new array (any strides, e.g. a slot of a batch); it is
             written on gpuimg's stream after the current stream's work queued so far.
         """
-        return self._in_order(
-            lambda layout_slicer, layout_out: self._layout_to_device(
-                layout_slicer, dtype, device, layout_out
-            ),
-            slicer,
-            out,
-        )
+        return self.read(slicer, dtype=dtype, out=out, device=device)
 
-    def _layout_to_device(self, slicer, dtype, device, out):
-        """:meth:`to_device` of the on-disk (Fortran) layout."""
+    def _check_host_out(self, out: np.ndarray, slicer, dtype: np.dtype) -> None:
+        shape = selected_shape(slicer, self.shape)
+        if out.shape != shape or out.dtype != dtype or not out.flags.writeable:
+            raise ValueError(
+                f"{self.name}: out must be a writeable {dtype} array of shape {shape}, "
+                f"found {out.dtype} {out.shape} (writeable={out.flags.writeable})"
+            )
+
+    def _layout_to_host(self, slicer, out: np.ndarray | None, *, plan: ScalePlan) -> np.ndarray:
+        """A host read of the on-disk (Fortran) layout, into ``out`` or a new array."""
+        whole = _selects_everything(slicer, self._shape)
+        if out is None:
+            self._block.check_holds_data(whole=whole)
+            if not whole:
+                return apply_scaling(self._read_slice_raw(slicer), plan)
+            if plan.is_identity:
+                return self._read_whole_raw()
+            out = np.empty(self._shape, plan.out_dtype, order="F")
+        return read_into(self._block, self.read_plan(slicer), plan, out, whole=whole)
+
+    def _layout_to_device(self, slicer, out, *, plan: DevicePlan):
+        """A device read of the on-disk (Fortran) layout, into ``out`` or a new array."""
         whole = _selects_everything(slicer, self._shape)
         self._block.check_holds_data(whole=whole)
-        read, plan = self.read_plan(slicer), self.scale_plan(dtype)
+        read = self.read_plan(slicer)
         with self._block.bgzf() as reader:
             if reader is not None:
-                result = read_bgzf_to_device(
-                    reader, read, plan, device=device, name=self.name, out=out
-                )
+                result = read_bgzf_to_device(reader, read, plan, name=self.name, out=out)
                 if result is not None:
                     return result
         with self._block.source(read, whole=whole) as source:
-            return read_to_device(source, plan, device=device, name=self.name, out=out)
+            return stream_to_device(source, plan, name=self.name, out=out)
 
     # -- internals ----------------------------------------------------------------------------------
     def _in_order(self, read_layout, slicer, out=None):
@@ -433,6 +468,14 @@ def is_proxy(obj: Any) -> bool:
         return obj.is_proxy is True
     except AttributeError:
         return False
+
+
+def read_dataobj(obj: Any, where: Destination, *, dtype=None) -> Any:
+    """``np.asanyarray(obj, dtype)`` in ``where``'s memory: a gpuimg proxy reads there
+    (:meth:`ArrayProxy.read_to`), any other array or proxy is brought there as it is."""
+    if isinstance(obj, ArrayProxy):
+        return obj.read_to(where, dtype=dtype)
+    return where.asarray(obj, dtype=dtype)
 
 
 def reshape_dataobj(obj: Any, shape: tuple[int, ...]) -> Any:

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from gpuimg import device as device_seam
 from gpuimg.arrayproxy import is_proxy
+from gpuimg.destination import destination
 from gpuimg.loadsave import load
 from gpuimg.optional import import_optional
 
@@ -66,9 +66,7 @@ class VolumeSource:
         self.ndim = len(self.shape)
 
     def __getitem__(self, slicer: Any) -> Any:
-        if self.device is None:
-            return self.proxy.get_scaled(dtype=self.dtype, slicer=slicer)
-        return self.proxy.to_device(slicer, dtype=self.dtype, device=self.device)
+        return self.proxy.read(slicer, dtype=self.dtype, device=self.device)
 
     def __dask_tokenize__(self) -> tuple:
         # Name chunks by what they read, including the file's size and modification time, so that
@@ -126,11 +124,7 @@ def to_dask(
             "loaded from a file); for data in memory use dask.array.from_array(img.get_fdata())"
         )
     source = VolumeSource(proxy, dtype, device)
-    device_id = device_seam.resolve_device(source.device)
-    if device_id is None:
-        meta = np.empty((0,) * source.ndim, source.dtype)
-    else:
-        meta = device_seam.empty((0,) * source.ndim, source.dtype, device=device_id)
+    meta = destination(device=source.device).empty((0,) * source.ndim, source.dtype)
     chunks = default_chunks(source.shape) if chunks is None else chunks
     return da.from_array(source, chunks=chunks, asarray=False, fancy=False, meta=meta)
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from gpuimg import device as seam
 from gpuimg.gpuread import (
+    DevicePlan,
     add_stats,
     allocate_for,
     check_out,
@@ -32,8 +33,6 @@ from gpuimg.gpuread import (
 )
 from gpuimg.io.bgzf import BgzfReader
 from gpuimg.io.slicing import ReadPlan
-from gpuimg.scaling import ScalePlan
-from gpuimg.scaling_kernel import kernel_spec
 
 __all__ = ["read_bgzf_to_device"]
 
@@ -41,15 +40,9 @@ own_device_frames(__file__)
 
 
 def read_bgzf_to_device(
-    reader: BgzfReader,
-    read: ReadPlan,
-    plan: ScalePlan,
-    *,
-    device: object,
-    name: str,
-    out: Any = None,
+    reader: BgzfReader, read: ReadPlan, plan: DevicePlan, *, name: str, out: Any = None
 ) -> Any:
-    """Read the raw block ``read`` plans from the BGZF file of ``reader`` to the GPU, scaled by ``plan``.
+    """Read the raw block ``read`` plans from the BGZF file of ``reader`` to the GPU, as ``plan`` says.
 
     Parameters
     ----------
@@ -57,33 +50,25 @@ def read_bgzf_to_device(
         The open BGZF file.
     read : ReadPlan
         The bytes to read (see :func:`gpuimg.io.slicing.plan_read`).
-    plan : ScalePlan
-        From :func:`gpuimg.scaling.plan_scaling` for the on-disk dtype.
-    device : str, int or cupy.cuda.Device
-        Where the result lives (see :func:`gpuimg.device.resolve_device`).
+    plan : DevicePlan
+        The GPU, the scaling and the kernel (see :func:`gpuimg.gpuread.plan_device_read`).
     name : str
         The file, for messages.
     out : cupy.ndarray, optional
-        Where to write the result (see :func:`gpuimg.gpuread.read_to_device`).
+        Where to write the result (see :func:`gpuimg.gpuread.stream_to_device`).
 
     Returns
     -------
     cupy.ndarray or None
-        As :func:`gpuimg.gpuread.read_to_device` returns it; None when nvCOMP cannot serve the read
-        (see the module docstring), before any work was done.
+        As :func:`gpuimg.gpuread.stream_to_device` returns it; None when nvCOMP cannot serve the
+        read (see the module docstring), before any work was done.
     """
-    device_id = seam.resolve_device(device)
-    if device_id is None:
-        raise ValueError(f"device is {device!r}; a device read needs a GPU, e.g. 'cuda'")
-    if not seam.nvcomp_available() or len(read.runs) != 1 or plan.raw_dtype.kind == "c":
-        return None
-    try:
-        spec = kernel_spec(plan)
-    except TypeError:
+    spec, device_id = plan.spec, plan.device_id
+    if spec is None or not seam.nvcomp_available() or len(read.runs) != 1:
         return None
     if out is not None:
         check_out(out, read, spec.out_dtype, name, contiguous=False)
-    (start, nbytes), itemsize = read.runs[0], plan.raw_dtype.itemsize
+    (start, nbytes), itemsize = read.runs[0], plan.scale.raw_dtype.itemsize
     blocks = reader.blocks_holding(start, nbytes)
     data_start = blocks[0][2]
     with seam.using_device(device_id):

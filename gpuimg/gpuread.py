@@ -7,7 +7,13 @@ nothing here blocks the host on the GPU: gpuimg's stream waits for the caller's 
 result's allocation (CuPy's pool may hand back a block the caller's queued work still uses), and the
 caller's stream waits for the read at the end; the result is ready on the caller's stream.
 
-A *source* is anything with this small protocol (the array proxy implements it):
+What a device read decides (the GPU, nibabel's scaling and the fused kernel that applies it) is
+decided once, by :func:`plan_device_read`, into a :class:`DevicePlan` that :func:`stream_to_device`
+and the nvCOMP path (:mod:`gpuimg.gpudecode`) take as it is; :func:`read_to_device` is the same read
+from a device specification and a :class:`~gpuimg.scaling.ScalePlan`.
+
+A *source* is anything with this small protocol (the sources of :mod:`gpuimg.io.pipeline` implement
+it):
 
 ``dtype``
     On-disk dtype, byte order included.
@@ -31,6 +37,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -50,10 +57,11 @@ from gpuimg.device import (
     using_device,
 )
 from gpuimg.io import pipeline
+from gpuimg.io.boxes import box_ranges, box_view
 from gpuimg.io.pipeline import RawSink, run
 from gpuimg.io.slicing import is_direct
 from gpuimg.scaling import ScalePlan, apply_scaling
-from gpuimg.scaling_kernel import kernel_spec
+from gpuimg.scaling_kernel import KernelSpec, kernel_spec
 
 # Frames of these files (the read loop's among them), and of the device seam's, may hold device
 # arrays after an error; they are cleared so the memory goes.
@@ -66,17 +74,19 @@ def own_device_frames(path: str) -> None:
     _OWN_FILES.add(path)
 
 
-class RawSource(Protocol):
-    """What :func:`read_to_device` reads from."""
+class RawSource(pipeline.Source, Protocol):
+    """What :func:`stream_to_device` reads from (see the module docstring)."""
 
     dtype: np.dtype
-    raw_shape: tuple[int, ...]
-    post_slicer: Any
-    out_shape: tuple[int, ...]
-    nbytes: int
 
-    def readinto(self, start: int, out: memoryview) -> None:
-        """Fill ``out`` with bytes ``[start, start + len(out))`` of the raw block."""
+    @property
+    def raw_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def post_slicer(self) -> Any: ...
+
+    @property
+    def out_shape(self) -> tuple[int, ...]: ...
 
 
 class _Stats:
@@ -118,6 +128,37 @@ def add_stats(**counts: int) -> None:
     _stats.add(**counts)
 
 
+@dataclass(frozen=True)
+class DevicePlan:
+    """What a device read decides once, before any work: the GPU, the scaling and the kernel.
+
+    Made by :func:`plan_device_read`; every device path (:func:`stream_to_device`,
+    :func:`gpuimg.gpudecode.read_bgzf_to_device`) takes it as it is.
+    """
+
+    device_id: int
+    scale: ScalePlan
+    #: The fused kernel; None for complex data, scaled on the host and uploaded.
+    spec: KernelSpec | None
+    #: dtype of the result on the device (native byte order).
+    out_dtype: np.dtype
+
+
+def plan_device_read(plan: ScalePlan, device_id: int) -> DevicePlan:
+    """The :class:`DevicePlan` of a read scaled by ``plan`` onto the GPU ``device_id`` (an int).
+
+    Raises
+    ------
+    TypeError
+        The data cannot be handled on the GPU (structured RGB data, long double, complex256); raised
+        before any work.
+    """
+    if plan.raw_dtype.kind == "c" and plan.raw_dtype.itemsize <= 16:
+        return DevicePlan(device_id, plan, None, device_dtype(plan.out_dtype))
+    spec = kernel_spec(plan)
+    return DevicePlan(device_id, plan, spec, spec.out_dtype)
+
+
 def read_to_device(
     source: RawSource,
     plan: ScalePlan,
@@ -131,61 +172,85 @@ def read_to_device(
 
     Parameters
     ----------
-    source : RawSource
-        The raw block (see the module docstring).
     plan : ScalePlan
         From :func:`gpuimg.scaling.plan_scaling` for ``source.dtype``.
     device : str, int or cupy.cuda.Device
         Where the result lives (anything :func:`gpuimg.device.resolve_device` accepts but the host).
-    stream : cupy.cuda.Stream, optional
-        The stream that will use the result (created on ``device``); the device's current stream by
-        default. The result is ready on it: it waits, on the device, for the read to finish.
-    name : str
-        What is being read (a file name), for error messages.
-    out : cupy.ndarray, optional
-        Where to write the result, on ``device``: shape ``source.out_shape``, the dtype a new result
-        would have, any strides (complex data: C- or Fortran-contiguous). gpuimg's stream writes it
-        after the work queued on ``stream`` so far. When the slicer keeps the raw block as it is
-        (whole reads, one volume of a series), chunks are scaled straight into it.
+    source, stream, name, out
+        As for :func:`stream_to_device`.
 
     Returns
     -------
     cupy.ndarray
-        ``out``; or a new Fortran-contiguous array of shape ``source.out_shape`` and dtype
-        ``plan.out_dtype`` in native byte order.
+        As :func:`stream_to_device` returns it.
 
     Raises
     ------
-    DeviceMemoryError
-        The GPU ran out of memory. Whatever the error, pinned buffers go back to the pool and the
-        device memory of the partial result is freed.
-    TypeError
-        The data cannot be handled on the GPU (structured RGB data, long double, complex256).
     ValueError
-        ``stream`` was created on another device, or ``out`` has the wrong shape or dtype.
+        ``device`` is the host; and as :func:`stream_to_device` raises.
+    TypeError
+        As :func:`plan_device_read` raises.
     """
     device_id = resolve_device(device)
     if device_id is None:
         raise ValueError(
             f"device is {device!r}; read_to_device needs a GPU, e.g. 'cuda' or 'cuda:0'"
         )
-    _check_source(source, plan, name)
+    return stream_to_device(
+        source, plan_device_read(plan, device_id), stream=stream, name=name, out=out
+    )
+
+
+def stream_to_device(
+    source: RawSource, plan: DevicePlan, *, stream: Any = None, name: str = "", out: Any = None
+) -> Any:
+    """Read ``source``'s raw block to the GPU as ``plan`` (from :func:`plan_device_read`) says.
+
+    Parameters
+    ----------
+    source : RawSource
+        The raw block (see the module docstring).
+    plan : DevicePlan
+        The GPU, the scaling (for ``source.dtype``) and the kernel, decided once for the read.
+    stream : cupy.cuda.Stream, optional
+        The stream that will use the result (created on the plan's device); the device's current
+        stream by default. The result is ready on it: it waits, on the device, for the read to finish.
+    name : str
+        What is being read (a file name), for error messages.
+    out : cupy.ndarray, optional
+        Where to write the result, on the plan's device: shape ``source.out_shape``, dtype
+        ``plan.out_dtype``, any strides (complex data: C- or Fortran-contiguous). gpuimg's stream
+        writes it after the work queued on ``stream`` so far. When the slicer keeps the raw block as
+        it is (whole reads, one volume of a series), chunks are scaled straight into it.
+
+    Returns
+    -------
+    cupy.ndarray
+        ``out``; or a new Fortran-contiguous array of shape ``source.out_shape`` and dtype
+        ``plan.out_dtype``.
+
+    Raises
+    ------
+    DeviceMemoryError
+        The GPU ran out of memory. Whatever the error, pinned buffers go back to the pool and the
+        device memory of the partial result is freed.
+    ValueError
+        ``stream`` was created on another device, or ``out`` has the wrong shape or dtype.
+    """
+    _check_source(source, plan.scale, name)
     if stream is not None:
-        check_stream_device(stream, device_id, name or "data block")
-    via_host = plan.raw_dtype.kind == "c" and plan.raw_dtype.itemsize <= 16
-    # kernel_spec raises TypeError before any work for data the GPU cannot handle.
-    out_dtype = device_dtype(plan.out_dtype) if via_host else kernel_spec(plan).out_dtype
+        check_stream_device(stream, plan.device_id, name or "data block")
     if out is not None:
-        check_out(out, source, out_dtype, name, contiguous=via_host)
-    with using_device(device_id):
+        check_out(out, source, plan.out_dtype, name, contiguous=plan.spec is None)
+    with using_device(plan.device_id):
         consumer = current_stream() if stream is None else stream
-        work = gpuimg_stream(device_id)
+        work = gpuimg_stream(plan.device_id)
         try:
             with device_memory_guard(name or "data block", source.nbytes):
-                if via_host:
-                    result = _read_via_host(source, plan, work, consumer, out)
+                if plan.spec is None:
+                    result = _read_via_host(source, plan.scale, work, consumer, out)
                 else:
-                    result = _read_streamed(source, plan, work, consumer, out)
+                    result = _read_streamed(source, plan.spec, work, consumer, out)
         except BaseException as exc:
             work.synchronize()
             drop_device_references(exc)
@@ -220,9 +285,8 @@ def check_out(out: Any, source: Any, dtype: np.dtype, name: str, *, contiguous: 
         raise ValueError(f"{where}: out for complex data must be C- or Fortran-contiguous")
 
 
-def _read_streamed(source: RawSource, plan: ScalePlan, work: Any, consumer: Any, out: Any) -> Any:
+def _read_streamed(source: RawSource, spec: KernelSpec, work: Any, consumer: Any, out: Any) -> Any:
     """Chunks through pinned buffers, one fused kernel per chunk, into ``out`` or a flat result."""
-    spec = kernel_spec(plan)
     count = math.prod(source.raw_shape)
     flat = None
     if out is not None and is_direct(source.post_slicer, tuple(source.raw_shape)):
@@ -279,7 +343,7 @@ class DeviceSink:
 
     Chunks are uploaded in order on gpuimg's (current) stream, and the fused kernel scales each into
     its place in ``raw_out`` (the raw block's shape on the device, any strides): a flat range when
-    ``raw_out`` is Fortran-contiguous, else a box of whole rows (see :func:`box_ranges`). The host
+    ``raw_out`` is Fortran-contiguous, else a box of whole rows (see :func:`gpuimg.io.boxes.box_ranges`). The host
     reads the next chunk into another pinned buffer while the device copies and scales this one.
     """
 
@@ -335,46 +399,6 @@ class DeviceSink:
             else:
                 run_kernel(spec, src, dst)
         _stats.add(bytes_to_device=host.nbytes)
-
-
-def box_axis(shape: tuple[int, ...], limit: int) -> tuple[int, int]:
-    """``(axis, inner)``: the first ``axis`` axes (``inner`` elements together) fit ``limit``, not one more."""
-    inner, axis = 1, 0
-    while axis < len(shape) and inner * shape[axis] <= limit:
-        inner *= shape[axis]
-        axis += 1
-    return axis, inner
-
-
-def box_ranges(shape: tuple[int, ...], limit: int) -> list[tuple[int, int]]:
-    """Fortran-order element ranges, each a box of an array of ``shape``, of at most ``limit`` where possible.
-
-    Each range is whole along the first axes (see :func:`box_axis`), a run of indices along the next
-    one and a single index along the rest, so it is a view of any strided array (:func:`box_view`).
-    """
-    axis, inner = box_axis(shape, limit)
-    total = math.prod(shape)
-    if axis == len(shape):
-        return [(0, total)] if total else []
-    length, rows = shape[axis], max(1, limit // inner)
-    return [
-        (base + first * inner, base + min(first + rows, length) * inner)
-        for base in range(0, total, inner * length)
-        for first in range(0, length, rows)
-    ]
-
-
-def box_view(array: Any, first: int, stop: int, limit: int) -> Any:
-    """The view of ``array`` holding Fortran-order elements ``[first, stop)`` of :func:`box_ranges`."""
-    shape = tuple(array.shape)
-    axis, inner = box_axis(shape, limit)
-    if axis == len(shape):
-        return array
-    block = inner * shape[axis]
-    outer = np.unravel_index(first // block, shape[axis + 1 :], order="F")
-    row = first % block // inner
-    rows = slice(row, row + (stop - first) // inner)
-    return array[(slice(None),) * axis + (rows, *(int(i) for i in outer))]
 
 
 class _Pinned:

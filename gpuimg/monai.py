@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 import gpuimg
-from gpuimg import device as device_seam
-from gpuimg.arrayproxy import is_proxy
+from gpuimg.arrayproxy import read_dataobj
+from gpuimg.destination import destination
 from gpuimg.funcs import as_closest_canonical
 from gpuimg.images.spatial import SpatialImage
 from gpuimg.optional import import_optional
@@ -76,9 +76,9 @@ class GpuimgReader(_NibabelReader):
             squeeze_non_spatial_dims=squeeze_non_spatial_dims,
             **kwargs,
         )
-        self.device_id = device_seam.resolve_device(device)
+        self.destination = destination(device=device)
         # MONAI stacks several files with CuPy when this is set.
-        self.to_gpu = self.device_id is not None
+        self.to_gpu = not self.destination.on_host
 
     def verify_suffix(self, filename: Sequence[os.PathLike | str] | os.PathLike | str) -> bool:
         """True for ``.nii`` and ``.nii.gz`` files (nibabel need not be installed)."""
@@ -133,19 +133,11 @@ class GpuimgReader(_NibabelReader):
         return data, compatible_meta
 
     def _read_array(self, image: SpatialImage) -> tuple[Any, SpatialImage]:
-        """The data MONAI gets (``np.asanyarray(img.dataobj)``, or that array on the device) and the
-        image they belong to (the canonical one with ``as_closest_canonical``)."""
-        if self.device_id is not None:
-            image = type(image)(self._to_device(image.dataobj), image.affine, image.header)
+        """The data MONAI gets (``np.asanyarray(img.dataobj)``'s dtype and values, on the host or read
+        and scaled on the reader's GPU) and the image they belong to (the canonical one with
+        ``as_closest_canonical``)."""
+        data = read_dataobj(image.dataobj, self.destination)
+        image = type(image)(data, image.affine, image.header)
         if self.as_closest_canonical:
             image = as_closest_canonical(image)
-        if self.device_id is not None:
-            return image.dataobj, image
-        return np.asanyarray(image.dataobj), image
-
-    def _to_device(self, dataobj) -> Any:
-        """``np.asanyarray(dataobj)``'s dtype and values, read (and scaled) on the reader's GPU."""
-        if is_proxy(dataobj):
-            natural = dataobj.scale_plan().out_dtype.newbyteorder("=")
-            return dataobj.to_device(dtype=natural, device=self.device_id)
-        return device_seam.to_device(np.asanyarray(dataobj), device=self.device_id)
+        return image.dataobj, image

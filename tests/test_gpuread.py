@@ -315,21 +315,3 @@ def test_out_of_the_wrong_shape_or_dtype(xp) -> None:
     for out in [xp.empty(SHAPE[::-1], np.float32), xp.empty(SHAPE, np.float64)]:
         with pytest.raises(ValueError, match=r"scan.nii: out is .*, expected float32 \(5, 4, 3\)"):
             gpuread.read_to_device(BytesSource(raw), plan, device=0, name="scan.nii", out=out)
-
-
-@pytest.mark.parametrize("limit", [1, 2, 5, 7, 12, 20, 60, 1000])
-@pytest.mark.parametrize("shape", [(5, 4, 3), (1, 7), (6,), (2, 1, 3, 2)])
-def test_box_ranges_cut_any_array_into_views(shape, limit) -> None:
-    """Consecutive ranges cover every element once, each the box view of any strided array."""
-    ranges = gpuread.box_ranges(shape, limit)
-    total = math.prod(shape)
-    assert [start for start, _ in ranges] == [0] + [stop for _, stop in ranges[:-1]]
-    assert ranges[-1][1] == total
-    axis, inner = gpuread.box_axis(shape, limit)
-    assert all(stop - start <= max(limit, inner) for start, stop in ranges)
-    values = np.arange(total).reshape(shape, order="F")
-    strided = np.empty((2, *shape))[1]  # C order: F-order elements are not a flat range of it
-    strided[...] = values
-    for start, stop in ranges:
-        view = gpuread.box_view(strided, start, stop, limit)
-        assert np.array_equal(view.ravel(order="F"), np.arange(start, stop))

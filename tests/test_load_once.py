@@ -29,15 +29,24 @@ def _data() -> np.ndarray:
     return np.random.default_rng(5).integers(-300, 300, SHAPE).astype(np.int16)
 
 
-@pytest.fixture(params=["vol.nii", "vol.nii.gz", "bgzf.nii.gz"])
-def path(request, tmp_path) -> str:
-    """A scaled NIfTI-1 file: plain, one gzip stream, or BGZF."""
+#: File names of :func:`write_scaled`'s three kinds.
+KINDS = ["vol.nii", "vol.nii.gz", "bgzf.nii.gz"]
+
+
+def write_scaled(target: str) -> str:
+    """Write ``_data()`` scaled by 0.5 and 3.0 to ``target``: plain, one gzip stream, or BGZF
+    (a name starting ``bgzf``)."""
     img = gpuimg.Nifti1Image(_data(), np.eye(4))
     img.header.set_slope_inter(0.5, 3.0)
-    target = str(tmp_path / request.param)
-    with config.configure(bgzf=request.param.startswith("bgzf")):
+    with config.configure(bgzf=os.path.basename(target).startswith("bgzf")):
         gpuimg.save(img, target)
     return target
+
+
+@pytest.fixture(params=KINDS)
+def path(request, tmp_path) -> str:
+    """A scaled NIfTI-1 file: plain, one gzip stream, or BGZF."""
+    return write_scaled(str(tmp_path / request.param))
 
 
 @pytest.fixture

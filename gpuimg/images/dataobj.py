@@ -15,8 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from gpuimg import device as device_seam
-from gpuimg.arrayproxy import ArrayProxy, is_proxy, normalize_keep_file_open, normalize_mmap
+from gpuimg.arrayproxy import (
+    ArrayProxy,
+    is_proxy,
+    normalize_keep_file_open,
+    normalize_mmap,
+    read_dataobj,
+)
+from gpuimg.destination import destination
 from gpuimg.errors import ExpiredDeprecationError
 from gpuimg.images.filebased import FileBasedImage
 
@@ -58,9 +64,8 @@ class DataobjImage(FileBasedImage):
         super().__init__(header=header, extra=extra, file_map=file_map)
         self._dataobj = dataobj
         self._data_cache = None
-        self._fdata_cache = None
-        # device id -> (array, event on the stream it was made ready on)
-        self._device_cache: dict[int, tuple[Any, Any]] = {}
+        # host (None) or device id -> (array, event it is ready after: None on the host)
+        self._fdata_cache: dict[int | None, tuple[Any, Any]] = {}
         # Held while a caching read fills a cache: threads asking at the same time wait for that one
         # read and get the very object it cached.
         self._cache_lock = threading.Lock()
@@ -93,10 +98,7 @@ class DataobjImage(FileBasedImage):
     def in_memory(self) -> bool:
         """True when any array data is in a memory cache (get_data, get_fdata host or device caches)."""
         return (
-            not is_proxy(self._dataobj)
-            or self._data_cache is not None
-            or self._fdata_cache is not None
-            or bool(self._device_cache)
+            not is_proxy(self._dataobj) or self._data_cache is not None or bool(self._fdata_cache)
         )
 
     def get_fdata(self, caching: str = "fill", dtype=np.float64, *, device=None):
@@ -120,44 +122,22 @@ class DataobjImage(FileBasedImage):
         """
         _check_caching(caching)
         dtype = _float_dtype(dtype)
-        device_id = device_seam.resolve_device(device)
-        if device_id is not None:
-            return self._get_device_fdata(caching, dtype, device_id)
+        where = destination(device=device)
 
         def cached():
-            hit = self._fdata_cache
-            return hit if hit is not None and hit.dtype.type == dtype.type else None
-
-        def read():
-            dataobj = self._dataobj
-            if device_seam.is_device_array(dataobj):
-                return device_seam.to_host(dataobj).astype(dtype, copy=False)
-            return np.asanyarray(dataobj, dtype=dtype)
-
-        def store(data) -> None:
-            self._fdata_cache = data
-
-        return self._read_once(caching, cached, read, store)
-
-    def _get_device_fdata(self, caching: str, dtype: np.dtype, device_id: int):
-        def cached():
-            hit, ready = self._device_cache.get(device_id, (None, None))
+            hit, ready = self._fdata_cache.get(where.device_id, (None, None))
             if hit is None or hit.dtype.type != dtype.type:
                 return None
-            # The caller may be on another stream than the one the array was made ready on.
-            device_seam.wait_on_current_stream(ready, device_id)
+            # On a GPU the caller may be on another stream than the one the array was made ready on.
+            where.wait_ready(ready)
             return hit
 
-        def read():
-            dataobj = self._dataobj
-            if is_proxy(dataobj) and hasattr(dataobj, "to_device"):
-                return dataobj.to_device((), dtype=dtype, device=device_id)
-            return device_seam.to_device(dataobj, dtype=dtype, device=device_id)
-
         def store(data) -> None:
-            self._device_cache[device_id] = (data, device_seam.current_stream_event(device_id))
+            self._fdata_cache[where.device_id] = (data, where.ready_event())
 
-        return self._read_once(caching, cached, read, store)
+        return self._read_once(
+            caching, cached, lambda: read_dataobj(self._dataobj, where, dtype=dtype), store
+        )
 
     def _read_once(self, caching: str, cached, read, store):
         """A cache hit, else ``read()`` (stored when ``caching`` is 'fill').
@@ -215,8 +195,7 @@ class DataobjImage(FileBasedImage):
         returns pooled blocks to the driver. On an array image this changes nothing visible.
         """
         self._data_cache = None
-        self._fdata_cache = None
-        self._device_cache.clear()
+        self._fdata_cache.clear()
 
     @classmethod
     def from_file_map(cls, file_map, *, mmap=True, keep_file_open=None):

@@ -281,7 +281,7 @@ class PlannedSource(ABC):
 
     Besides :class:`Source`, it tells what the bytes are (``dtype``, ``raw_shape``) and how they
     become the result (``post_slicer``, ``out_shape``): the source protocol of
-    :func:`gpuimg.gpuread.read_to_device`.
+    :func:`gpuimg.gpuread.stream_to_device`.
     """
 
     def __init__(self, plan: ReadPlan, dtype: np.dtype) -> None:

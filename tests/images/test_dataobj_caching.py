@@ -173,19 +173,15 @@ def test_dataobj_image_directly():
 def _read_concurrently(img, monkeypatch, threads: int = 8, **kwargs) -> tuple[list, list]:
     """Call ``img.get_fdata(**kwargs)`` from ``threads`` threads at once; the results and reads made."""
     reads = []
-    real_get_scaled = gpuimg.ArrayProxy.get_scaled
-    real_to_device = gpuimg.ArrayProxy.to_device
+    real_read_to = gpuimg.ArrayProxy.read_to
 
-    def slow(real):
-        def read(self, *args, **kw):
-            reads.append(threading.get_ident())
-            time.sleep(0.05)  # long enough for every thread to arrive while it runs
-            return real(self, *args, **kw)
+    def slow_read_to(self, *args, **kw):
+        reads.append(threading.get_ident())
+        time.sleep(0.05)  # long enough for every thread to arrive while it runs
+        return real_read_to(self, *args, **kw)
 
-        return read
-
-    monkeypatch.setattr(gpuimg.ArrayProxy, "get_scaled", slow(real_get_scaled))
-    monkeypatch.setattr(gpuimg.ArrayProxy, "to_device", slow(real_to_device))
+    # Every read of a proxy, host or device, goes through read_to.
+    monkeypatch.setattr(gpuimg.ArrayProxy, "read_to", slow_read_to)
     start = threading.Barrier(threads)
     results = [None] * threads
 

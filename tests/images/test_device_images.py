@@ -64,7 +64,7 @@ def test_device_cache_fill_unchanged_and_separate_from_host(xp, proxy_path):
     # The device cache never fills or serves the host cache, and vice versa.
     host = img.get_fdata(caching="unchanged")
     assert isinstance(host, np.ndarray)
-    assert img._fdata_cache is None
+    assert img.get_fdata(caching="unchanged") is not host
     host_filled = img.get_fdata()
     assert img.get_fdata(device="cuda") is filled
     assert img.get_fdata() is host_filled

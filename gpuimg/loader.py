@@ -48,6 +48,7 @@ import numpy as np
 from gpuimg import device as device_seam
 from gpuimg.config import reset_after_fork, settings
 from gpuimg.errors import GpuimgError
+from gpuimg.loader_fill import BatchSpec, DeviceFiller, HostFiller
 from gpuimg.loadsave import load
 
 __all__ = ["Loader", "crop_or_pad", "sample_order"]
@@ -310,7 +311,12 @@ class Loader:
     def __iter__(self) -> Iterator[Any]:
         batches = self.batches()
         self._epoch += 1
-        filler = _DeviceFiller(self) if self._device_id is not None else _HostFiller(self)
+        spec = BatchSpec(
+            self.batch_size, self.shape, self.dtype, self.order, self.transform, self._device_id
+        )
+        filler = (
+            HostFiller(spec, self._spare_buffers) if spec.device is None else DeviceFiller(spec)
+        )
         epoch = _run_epoch(self, filler, batches)
         self._active.add(epoch)
         return epoch
@@ -405,7 +411,7 @@ class _Workers:
             executor.shutdown(wait=True)
 
 
-def _run_epoch(loader: Loader, filler: _HostFiller | _DeviceFiller, batches: list) -> Iterator:
+def _run_epoch(loader: Loader, filler: HostFiller | DeviceFiller, batches: list) -> Iterator:
     """Yield one epoch's batches; workers read ``prefetch`` batches ahead of the consumer."""
     stopping = threading.Event()
     free: list[Any] = []
@@ -452,7 +458,7 @@ def _run_epoch(loader: Loader, filler: _HostFiller | _DeviceFiller, batches: lis
 
 def _fill_slot(
     loader: Loader,
-    filler: _HostFiller | _DeviceFiller,
+    filler: HostFiller | DeviceFiller,
     stopping: threading.Event,
     buffer: Any,
     slot: int,
@@ -471,134 +477,3 @@ def _fill_slot(
         raise GpuimgError(
             f"{path}: loading failed in a loader worker: {type(exc).__name__}: {exc}"
         ) from exc
-
-
-def _transformed(loader: Loader, volume: Any, path: str) -> Any:
-    """Run the loader's transform on ``volume`` (read from ``path``); check it kept the shape."""
-    assert loader.transform is not None, "called only for a loader with a transform"
-    result = loader.transform(volume)
-    if tuple(result.shape) != tuple(volume.shape):
-        raise ValueError(
-            f"{path}: transform {loader.transform!r} returned shape {tuple(result.shape)}, "
-            f"expected {tuple(volume.shape)} (the batch's volume shape)"
-        )
-    return result
-
-
-class _HostFiller:
-    """Batches in numpy memory; each worker scales straight into its slot."""
-
-    def __init__(self, loader: Loader) -> None:
-        self._loader = loader
-
-    def allocate(self) -> np.ndarray:
-        loader = self._loader
-        if loader._spare_buffers:
-            return loader._spare_buffers.pop()
-        shape = (loader.batch_size, *loader.shape)
-        if loader.order == "C":
-            return np.empty(shape, loader.dtype)
-        ndim = len(loader.shape)
-        base = np.empty((loader.batch_size, *loader.shape[::-1]), loader.dtype)
-        return base.transpose(0, *range(ndim, 0, -1))
-
-    def fill(
-        self, proxy: Any, slicers: tuple | None, buffer: np.ndarray, slot: int, path: str
-    ) -> None:
-        loader = self._loader
-        volume = buffer[slot]
-        # One thread per volume (the loader parallelises across volumes); into a slot of another
-        # layout (C order, a crop or pad) the proxy scales and transposes in the same pass.
-        if slicers is None:
-            proxy.read_scaled_into(volume, loader.dtype)
-        else:
-            volume.fill(0)
-            source, destination = slicers
-            proxy.read_scaled_into(volume[destination], loader.dtype, slicer=source)
-        if loader.transform is not None:
-            result = _transformed(loader, volume, path)
-            if result is not volume:
-                np.copyto(volume, result, casting="same_kind")
-
-    def release(self, buffer: np.ndarray) -> None:
-        """Nothing to wait for: the host consumer is done with a batch once it asks for the next."""
-
-    def keep(self, buffers: list[np.ndarray]) -> None:
-        """The epoch is over: its idle buffers serve the next one."""
-        self._loader._spare_buffers.extend(buffers)
-
-
-class _DeviceFiller:
-    """Batches in GPU memory: each volume streams to the device and is scaled there into its slot.
-
-    Workers each have their own stream. A slot is written only after the consumer's stream has
-    passed the point where the batch buffer was allocated or the consumer asked for the next batch
-    (an event recorded then), and a worker waits for its volume's copies before reporting it done,
-    so a yielded batch is complete and ready on any stream.
-    """
-
-    def __init__(self, loader: Loader) -> None:
-        assert loader.device is not None, "a device filler is made for a GPU loader only"
-        self._loader = loader
-        self._device: int = loader.device
-        self._local = threading.local()
-        self._released: dict[int, Any] = {}
-        self._lock = threading.Lock()
-        self._zeros: Any = None
-
-    def _stream(self) -> Any:
-        stream = getattr(self._local, "stream", None)
-        if stream is None:
-            stream = self._local.stream = device_seam.new_stream()
-        return stream
-
-    def allocate(self) -> Any:
-        loader = self._loader
-        buffer = device_seam.empty(
-            (loader.batch_size, *loader.shape), loader.dtype, device=self._device
-        )
-        # Allocated on the consumer's stream, whose queued work may still use the block (CuPy's pool
-        # hands a freed block straight back to its stream): workers wait for it to get this far.
-        self.release(buffer)
-        return buffer
-
-    def fill(self, proxy: Any, slicers: tuple | None, buffer: Any, slot: int, path: str) -> None:
-        loader = self._loader
-        source, destination = slicers if slicers is not None else ((), ())
-        with device_seam.using_device(self._device), self._stream() as stream:
-            with self._lock:
-                released = self._released.get(id(buffer))
-            if released is not None:
-                stream.wait_event(released)
-            target = buffer[slot]
-            if slicers is not None:
-                device_seam.cast_into(self._zeros_like(target), target)
-            # Straight into the slot, after the work queued on this stream so far.
-            proxy.to_device(
-                source, dtype=loader.dtype, device=loader.device, out=target[destination]
-            )
-            if loader.transform is not None:
-                result = _transformed(loader, target, path)
-                if result is not target:
-                    device_seam.cast_into(result, target)
-            stream.synchronize()
-
-    def _zeros_like(self, target: Any) -> Any:
-        with self._lock:
-            if self._zeros is None:
-                zeros = device_seam.empty(target.shape, target.dtype)
-                stream = self._stream()
-                zeros.set(np.zeros(target.shape, target.dtype), stream=stream)
-                # Other workers' streams read it too: it must be complete before anyone does.
-                stream.synchronize()
-                self._zeros = zeros
-            return self._zeros
-
-    def release(self, buffer: Any) -> None:
-        """The consumer is done queueing work on ``buffer``: workers write it only after that work."""
-        event = device_seam.current_stream_event(self._device)
-        with self._lock:
-            self._released[id(buffer)] = event
-
-    def keep(self, buffers: list[Any]) -> None:
-        """The epoch is over: device buffers go back to CuPy's pool (their release events end here)."""

@@ -184,3 +184,35 @@ def test_forked_children_run_the_kernel(monkeypatch):
     with multiprocessing.get_context("fork").Pool(2) as pool:
         results = [pool.apply_async(_kernel_in_child, (raw, plan)) for _ in range(2)]
         assert [job.get(timeout=60) for job in results] == [expected, expected]
+
+
+@pytest.mark.parametrize(("raw_dtype", "out_dtype"), PAIRS)
+@pytest.mark.parametrize("order", ["F", "C"])
+def test_flat_kernel_matches_the_numpy_path(raw_dtype, out_dtype, order):
+    raw = _raw(raw_dtype)
+    raw = raw if order == "F" else np.ascontiguousarray(raw)
+    for slope, inter in FACTORS:
+        plan = equivalent_narrow_plan(plan_scaling(raw.dtype, slope, inter, out_dtype))
+        expected = scale_into(raw, plan, np.empty(SHAPE, out_dtype, order=order), threads=1)
+        got = np.empty(SHAPE, out_dtype, order=order)
+        if kernels.scale_flat_into(raw, plan, got):
+            _same_bits(got, expected)
+        else:  # only where the work needs a float wider than float64
+            assert plan.work_dtype == np.longdouble, (raw_dtype, slope, inter)
+
+
+def test_the_flat_kernel_declines_other_layouts_and_dtypes():
+    raw = _raw("i2")
+    plan = plan_scaling(raw.dtype, 2.0, 1.0, np.float32)
+    for out in (
+        np.zeros(SHAPE, np.float32, order="C"),  # another order: a transposition
+        np.zeros((26, 6, 9), np.float32, order="F")[::2],  # strided
+    ):
+        assert not kernels.scale_flat_into(raw, plan, out)
+        assert not out.any()
+    big_endian = raw.astype(">i2")
+    out = np.zeros(SHAPE, np.float32, order="F")
+    assert not kernels.scale_flat_into(
+        big_endian, plan_scaling(big_endian.dtype, 2.0, 1.0, np.float32), out
+    )
+    assert not out.any()

@@ -1,0 +1,165 @@
+"""Tests of gpuimg.loader_fill and gpuimg.io.wholegzip: which read fills a slot, values, bad files."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import gpuimg
+from gpuimg.arrayproxy import ArrayProxy
+from gpuimg.io import wholegzip
+from gpuimg.io.containers import MAX_DEFLATE_RATIO
+from gpuimg.loader import Loader
+from gpuimg.loader_fill import read_whole_gzip_into
+
+SHAPE = (9, 7, 5)
+
+
+def _save(path: Path, dtype=np.int16, *, slope=1.0, inter=0.0, big_endian=False) -> str:
+    rng = np.random.default_rng(len(path.name))
+    data = rng.integers(-300, 300, SHAPE).astype(dtype)
+    header = nib.Nifti1Header(endianness=">" if big_endian else "<")
+    img = nib.Nifti1Image(data, np.eye(4), header)
+    img.header.set_slope_inter(slope, inter)
+    nib.save(img, str(path))
+    return str(path)
+
+
+def _expected(path: str, shape=SHAPE) -> np.ndarray:
+    volume = np.asarray(nib.load(path).get_fdata(dtype=np.float32))
+    source, destination = gpuimg.loader.crop_or_pad(volume.shape, shape)
+    expected = np.zeros(shape, np.float32)
+    expected[destination] = volume[source]
+    return expected
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """Count the whole-file decodes that succeed and the proxy reads that stream."""
+    counts = {"whole": 0, "stream": 0}
+    decode, stream = wholegzip.decode_whole, ArrayProxy.read_scaled_into
+
+    def counted_decode(*args):
+        data = decode(*args)
+        counts["whole"] += data is not None
+        return data
+
+    def counted_stream(*args, **kwargs):
+        counts["stream"] += 1
+        return stream(*args, **kwargs)
+
+    monkeypatch.setattr(gpuimg.loader_fill, "decode_whole", counted_decode)
+    monkeypatch.setattr(ArrayProxy, "read_scaled_into", counted_stream)
+    return counts
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize(
+    ("dtype", "slope", "inter", "big_endian"),
+    [
+        (np.int16, 1.25, -8.0, False),  # float32 arithmetic (the compiled kernels)
+        (np.int16, 0.1, 3.3, True),  # float64 arithmetic, byte-swapped: numpy
+        (np.float32, 1.0, 0.0, False),  # no scaling: a copy
+        (np.uint8, 2.0, 1.0, False),
+    ],
+)
+def test_single_member_gzip_is_decoded_whole(
+    tmp_path, reads, order, dtype, slope, inter, big_endian
+):
+    paths = [
+        _save(tmp_path / f"v{i}.nii.gz", dtype, slope=slope, inter=inter, big_endian=big_endian)
+        for i in range(3)
+    ]
+    batches = [np.array(batch) for batch in Loader(paths, 3, order=order)]
+    assert reads == {"whole": 3, "stream": 0}
+    for got, path in zip(batches[0], paths, strict=True):
+        assert got.tobytes() == _expected(path).tobytes()
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_crops_and_pads_are_decoded_whole(tmp_path, reads, order):
+    paths = [_save(tmp_path / f"v{i}.nii.gz", slope=0.5, inter=2.0) for i in range(2)]
+    target = (11, 4, 5)
+    batch = next(iter(Loader(paths, 2, shape=target, order=order)))
+    assert reads == {"whole": 2, "stream": 0}
+    for got, path in zip(batch, paths, strict=True):
+        assert np.array(got).tobytes() == _expected(path, target).tobytes()
+
+
+def _multi_member(path: Path) -> None:
+    """Rewrite the gzip file at ``path`` as two members."""
+    data = gzip.decompress(path.read_bytes())
+    half = len(data) // 2
+    path.write_bytes(gzip.compress(data[:half]) + gzip.compress(data[half:]))
+
+
+def test_other_files_stream_through_the_proxy(tmp_path, reads):
+    plain = _save(tmp_path / "plain.nii")
+    multi = _save(tmp_path / "multi.nii.gz")
+    _multi_member(Path(multi))
+    bgzf = str(tmp_path / "bgzf.nii.gz")
+    gpuimg.save(gpuimg.load(plain), bgzf, bgzf=True)
+    paths = [plain, multi, bgzf]
+    for order in "CF":
+        batch = next(iter(Loader(paths, 3, order=order)))
+        for got, path in zip(batch, paths, strict=True):
+            assert np.array(got).tobytes() == _expected(path).tobytes()
+    assert reads == {"whole": 0, "stream": 6}
+
+
+def _corrupt(path: Path, where: int) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[where] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("damage", ["crc", "data", "truncated"])
+def test_bad_gzip_files_raise_naming_the_file(tmp_path, reads, damage):
+    good = _save(tmp_path / "good.nii.gz")
+    bad = Path(_save(tmp_path / "bad.nii.gz"))
+    if damage == "crc":
+        _corrupt(bad, -6)  # the CRC32 of the trailer
+    elif damage == "data":
+        _corrupt(bad, len(bad.read_bytes()) // 2)
+    else:  # the trailer and the end of the stream gone
+        bad.write_bytes(bad.read_bytes()[:-40])
+    assert wholegzip.decode_whole(str(bad), 352 + 2 * int(np.prod(SHAPE))) is None
+    with pytest.raises(gpuimg.ImageFileError, match=r"bad\.nii\.gz"):
+        list(Loader([good, str(bad)], 2))
+    assert reads["whole"] == 1  # the good file; the bad one went to the streaming reader
+
+
+def test_a_trailer_that_disagrees_is_not_trusted(tmp_path, monkeypatch):
+    path = Path(_save(tmp_path / "v.nii.gz"))
+    size = len(gzip.decompress(path.read_bytes()))
+    decoded = []
+    real = wholegzip.deflate.gzip_decompress
+    monkeypatch.setattr(
+        wholegzip.deflate, "gzip_decompress", lambda *a: decoded.append(a[1]) or real(*a)
+    )
+    assert wholegzip.decode_whole(path, size) is not None
+    # More than the trailer's ISIZE (several members, or a header promising more than is there):
+    assert wholegzip.decode_whole(path, size + 16) is None
+    # More than deflate can expand the file to: nothing is decoded, nothing allocated for it.
+    assert wholegzip.decode_whole(path, path.stat().st_size * MAX_DEFLATE_RATIO + 1) is None
+    # A hostile trailer claiming 4 GiB is never an allocation size: it only fails to agree.
+    forged = tmp_path / "forged.nii.gz"
+    forged.write_bytes(path.read_bytes()[:-4] + (2**32 - 1).to_bytes(4, "little"))
+    assert wholegzip.decode_whole(forged, size) is None
+    assert decoded == [size]
+
+
+def test_read_whole_gzip_into_declines_what_it_does_not_read(tmp_path):
+    path = _save(tmp_path / "v.nii.gz")
+    proxy = gpuimg.load(path).dataobj
+    out = np.zeros(SHAPE, np.float32)
+    assert read_whole_gzip_into(proxy, out, np.float32)
+    assert out.tobytes() == _expected(path).tobytes()
+    plain = gpuimg.load(_save(tmp_path / "v.nii")).dataobj
+    out = np.zeros(SHAPE, np.float32)
+    assert not read_whole_gzip_into(plain, out, np.float32)
+    assert not out.any()

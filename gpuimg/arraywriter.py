@@ -259,10 +259,11 @@ def write_array(fileobj: BinaryIO, data: Any, plan: CastPlan) -> None:
     cache-sized scratch.
     """
     elements = block_elements(data)
+    plain = _is_plain_copy(plan, np.dtype(data.dtype))
     with ExitStack() as stack:
         buffer = None
         for block in data_blocks(data, elements):
-            if block.flags.f_contiguous and _is_plain_copy(plan, block.dtype):
+            if plain and block.flags.f_contiguous:
                 fileobj.write(_bytes(block))
                 continue
             if buffer is None:

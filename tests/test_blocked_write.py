@@ -14,6 +14,7 @@ from gpuimg.arraywriter import (
     blocked_data_range,
     cast_block,
     data_range,
+    plan_cast,
     plan_write,
     write_array,
 )
@@ -80,6 +81,20 @@ def test_blocks_write_the_whole_cast_from_every_layout(small_blocks, shape, sour
         written = io.BytesIO()
         write_array(written, laid_out, plan)
         assert written.getvalue() == expected, name
+
+
+def test_a_plain_copy_is_recognised_once_per_write_not_per_block(small_blocks, monkeypatch):
+    """Each block asking whether the plan is a plain copy cost a scan of the plan's fields."""
+    checks = []
+    real_check = arraywriter._is_plain_copy
+    monkeypatch.setattr(
+        arraywriter, "_is_plain_copy", lambda *args: checks.append(args) or real_check(*args)
+    )
+    data = np.asfortranarray(np.arange(1000, dtype=np.int16).reshape(10, 10, 10))
+    written = io.BytesIO()
+    write_array(written, data, plan_cast(data.dtype, data.dtype))
+    assert written.getvalue() == data.tobytes(order="F")  # 20 blocks, straight from the array
+    assert len(checks) == 1
 
 
 def test_a_zero_dimensional_array_is_one_value():

@@ -26,7 +26,7 @@ import numpy as np
 from gpuimg.config import PARALLEL_MIN_ELEMENTS, claim_helpers, executor, settings
 from gpuimg.errors import HeaderDataError
 from gpuimg.io.buffers import default_pool
-from gpuimg.kernels import scale_reversed_into
+from gpuimg.kernels import scale_flat_into, scale_reversed_into
 from gpuimg.transpose import TILE_ELEMENTS, convert_between_orders, tiles
 
 #: Elements per block: 64 Ki float64 work values = 512 KiB, comfortably inside L2.
@@ -351,10 +351,17 @@ def _steps(plan: ScalePlan) -> tuple[np.dtype, ...]:
 
 
 def _scale_range(src: np.ndarray, plan: ScalePlan, dst: np.ndarray) -> None:
-    """Scale a 1-D range block by block, with scratch buffers of one block per intermediate dtype."""
+    """Scale a 1-D range: in one compiled pass when numba takes it, else block by block in numpy.
+
+    numpy's way makes one pass per operation over each block (scratch buffers of one block per
+    intermediate dtype). Ranges under a block stay with numpy: its few calls cost as little there,
+    and small reads compile nothing.
+    """
     steps = _steps(plan)
     if not steps:
         np.copyto(dst, src)
+        return
+    if src.size >= BLOCK_ELEMENTS and scale_flat_into(src, plan, dst):
         return
     scratch = [np.empty(min(BLOCK_ELEMENTS, src.size), dtype=dt) for dt in steps[:-1]]
     for start in range(0, src.size, BLOCK_ELEMENTS):

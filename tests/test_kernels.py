@@ -216,3 +216,24 @@ def test_the_flat_kernel_declines_other_layouts_and_dtypes():
         big_endian, plan_scaling(big_endian.dtype, 2.0, 1.0, np.float32), out
     )
     assert not out.any()
+
+
+def test_scale_into_runs_the_flat_kernel_on_ranges_of_a_block_or_more(monkeypatch):
+    """A whole host read scales each chunk in one compiled pass; ranges under a block stay numpy."""
+    calls = []
+    kernel = kernels.scale_flat_into
+
+    def counted(raw, plan, out):
+        calls.append(raw.size)
+        return kernel(raw, plan, out)
+
+    plan = plan_scaling(np.dtype("i2"), 0.1, 3.3, np.float32)
+    for size in (scaling.BLOCK_ELEMENTS - 1, 3 * scaling.BLOCK_ELEMENTS + 5):
+        raw = _raw("i2", (size,))
+        with monkeypatch.context() as patch:
+            patch.setattr(scaling, "scale_flat_into", lambda *args: False)
+            expected = scale_into(raw, plan, np.empty(size, np.float32), threads=1)
+        monkeypatch.setattr(scaling, "scale_flat_into", counted)
+        calls.clear()
+        _same_bits(scale_into(raw, plan, np.empty(size, np.float32), threads=1), expected)
+        assert calls == ([size] if size >= scaling.BLOCK_ELEMENTS else [])

@@ -13,10 +13,15 @@ Each row times its alternatives side by side in one run (alternating order, see
                           the same read decoding on the host
 ========================  ==============================================================
 
+``--scaling`` times instead what 2 threads make of the T1 read's parts alone, against 1 thread
+(``t1_bgzf_scaling``, no target): decoding and checking every block, and scaling the raw values into a
+fresh float32 result (page faults included). The whole read scales no better than its parts do on the
+machine's cores and memory, so these ratios bound the first row's.
+
 BGZF files are made from the cached nibabel-written ``.nii.gz`` files with gpuimg's rewrite (the same
 decompressed bytes), and cached beside them.
 
-``python3 -m benchmarks.bgzf [--quick] [--repeats N] [--data-dir DIR] [--markdown]``
+``python3 -m benchmarks.bgzf [--quick] [--repeats N] [--data-dir DIR] [--markdown] [--scaling]``
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import deflate
 import nibabel
 import numpy as np
 
@@ -37,7 +43,9 @@ from benchmarks.cli import mode_of, mode_parser
 from benchmarks.timing import Stats, machine_info, time_alternating
 from benchmarks.volumes import Sizes, VolumeSpec, VolumeStore
 from gpuimg import config
+from gpuimg.io.bgzf import BgzfReader
 from gpuimg.io.recompress import rewrite_as_bgzf
+from gpuimg.scaling import scale_into
 
 
 def bgzf_path(store: VolumeStore, spec: VolumeSpec, level: int) -> Path:
@@ -64,13 +72,15 @@ class _Threads:
 
 
 def ratio_row(key: str, label: str, times: dict[str, Stats], checks: list[tuple]) -> dict[str, Any]:
-    """A row: medians per alternative, and each ``(fast, slow, target)`` ratio slow/fast."""
+    """A row: medians per alternative, and each ``(fast, slow, target)`` ratio slow/fast.
+
+    A target of None makes the ratio a measurement only (``met`` None).
+    """
     ratios = []
     for fast, slow, target in checks:
         ratio = times[slow].median / times[fast].median
-        ratios.append(
-            {"fast": fast, "slow": slow, "ratio": ratio, "target": target, "met": ratio >= target}
-        )
+        met = None if target is None else ratio >= target
+        ratios.append({"fast": fast, "slow": slow, "ratio": ratio, "target": target, "met": met})
     return {
         "key": key,
         "label": label,
@@ -90,6 +100,46 @@ def _read_row(path: Path, repeats: int) -> dict[str, Any]:
     times = time_alternating(libs, op, repeats=repeats)
     checks = [("gpuimg 2 threads", "gpuimg 1 thread", 1.7), ("gpuimg 2 threads", "nibabel", 6.0)]
     return ratio_row("t1_bgzf_f32", "T1 BGZF .nii.gz → float32", times, checks)
+
+
+def _scaling_row(path: Path, repeats: int) -> dict[str, Any]:
+    """The read's parts alone on 1 and 2 threads (see the module docstring)."""
+    with BgzfReader(path) as reader:
+        reader.size()  # walks every block header
+        blocks = reader.index.blocks(0, len(reader.index))
+    compressed = memoryview(path.read_bytes())
+    proxy = gpuimg.load(path).dataobj
+    raw = np.asarray(proxy.get_unscaled()).reshape(-1, order="F")
+    plan = proxy.scale_plan(np.float32)
+
+    def decode(number: int) -> None:
+        block = blocks[number]
+        data = deflate.deflate_decompress(
+            compressed[block.payload_start : block.payload_stop], block.data_stop - block.data_start
+        )
+        if deflate.crc32(data) != block.crc:
+            raise ValueError(f"{path}: block {number} fails its CRC32")
+
+    parts = {
+        "decode + CRC32 of every block": lambda: config.parallel_for_each(decode, len(blocks)),
+        "scale into a fresh float32 result": lambda: scale_into(
+            raw, plan, np.empty(raw.size, np.float32)
+        ),
+    }
+    libs = {
+        f"{part}, {threads} thread{'s' * (threads > 1)}": (part, threads)
+        for part in parts
+        for threads in (1, 2)
+    }
+
+    def op(lib: tuple[str, int], state: Any) -> None:
+        part, threads = lib
+        with config.configure(threads=threads):
+            parts[part]()
+
+    times = time_alternating(libs, op, repeats=repeats)
+    checks = [(f"{part}, 2 threads", f"{part}, 1 thread", None) for part in parts]
+    return ratio_row("t1_bgzf_scaling", "T1 BGZF read's parts", times, checks)
 
 
 def _volume_row(path: Path, volume: int, repeats: int) -> dict[str, Any]:
@@ -167,6 +217,15 @@ def run_bgzf(store: VolumeStore, sizes: Sizes, *, repeats: int) -> dict[str, Any
     }
 
 
+def run_scaling(store: VolumeStore, sizes: Sizes, *, repeats: int) -> dict[str, Any]:
+    """The ``--scaling`` row alone."""
+    store.prepare([(sizes.t1, "gz1")])
+    return {
+        "machine": machine_info(),
+        "rows": [_scaling_row(bgzf_path(store, sizes.t1, 1), repeats)],
+    }
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The rows as a markdown table (medians in ms, ratios against their targets)."""
     lines = ["| row | alternative | median ms |", "|---|---|---|"]
@@ -181,10 +240,9 @@ def markdown(result: dict[str, Any]) -> str:
                 else f"BGZF / single stream, level {ratio['level']}"
             )
             op = "≤" if "level" in ratio else "≥"
-            checks.append(
-                f"| {row['key']} | {what} | {ratio['ratio']:.2f} | {op} {ratio['target']} | "
-                f"{'yes' if ratio['met'] else 'no'} |"
-            )
+            target = "—" if ratio["target"] is None else f"{op} {ratio['target']}"
+            met = {None: "—", True: "yes", False: "no"}[ratio["met"]]
+            checks.append(f"| {row['key']} | {what} | {ratio['ratio']:.2f} | {target} | {met} |")
     return "\n".join(lines + [""] + checks)
 
 
@@ -192,10 +250,14 @@ def main(argv: list[str] | None = None) -> None:
     """Command line: run the CPU BGZF rows and print JSON (or markdown)."""
     parser = mode_parser("BGZF .nii.gz rows: threads, slices, saves, sizes.", full_repeats=5)
     parser.add_argument("--markdown", action="store_true", help="print tables instead of JSON")
+    parser.add_argument(
+        "--scaling", action="store_true", help="time the read's parts on 1 and 2 threads instead"
+    )
     args = parser.parse_args(argv)
     mode = mode_of(args)
     started = time.perf_counter()
-    result = run_bgzf(mode.store, mode.sizes, repeats=mode.repeats)
+    run = run_scaling if args.scaling else run_bgzf
+    result = run(mode.store, mode.sizes, repeats=mode.repeats)
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     print(markdown(result) if args.markdown else json.dumps(result, indent=1))
 

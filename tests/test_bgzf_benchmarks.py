@@ -52,6 +52,27 @@ def test_bgzf_rows(data_dir):
     assert "| t1_bgzf_f32 | gpuimg 1 thread / gpuimg 2 threads |" in table.stdout
 
 
+def test_bgzf_scaling_row(data_dir):
+    """``--scaling``: the read's parts on 1 and 2 threads, measured without a target."""
+    from benchmarks.bgzf import markdown
+
+    proc = _run("-m", "benchmarks.bgzf", "--quick", "--scaling", "--data-dir", data_dir)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(proc.stdout)["rows"]
+    parts = ["decode + CRC32 of every block", "scale into a fresh float32 result"]
+    assert row["key"] == "t1_bgzf_scaling"
+    assert set(row["times"]) == {
+        f"{part}, {n}" for part in parts for n in ("1 thread", "2 threads")
+    }
+    assert [(r["slow"], r["target"], r["met"]) for r in row["ratios"]] == [
+        (f"{part}, 1 thread", None, None) for part in parts
+    ]
+    assert all(math.isfinite(r["ratio"]) and r["ratio"] > 0 for r in row["ratios"])
+    table = markdown({"rows": [row]})
+    assert f"| t1_bgzf_scaling | {parts[0]}, 1 thread / {parts[0]}, 2 threads |" in table
+    assert table.rstrip().endswith("| — | — |")
+
+
 def test_gpu_run_script_reports_without_a_gpu(tmp_path, data_dir):
     sys.path.insert(0, str(ROOT / "scripts"))
     try:

@@ -8,9 +8,11 @@ The proxy protocol (as nibabel defines it) is small:
 
 An :class:`ArrayProxy` keeps only the file's name (or the caller's open file object), the header facts it
 needs (shape, on-disk dtype, offset, scale factors) and a file-handle manager. Reading a header never reads
-data. Every read goes through one loop, :mod:`gpuimg.io.pipeline` (source of raw bytes → chunks → sink);
-:meth:`ArrayProxy.read_scaled_into` and :meth:`ArrayProxy.to_device` take the caller's ``out``, so the
-caller chooses where the memory lives.
+data. Every read enters at :meth:`ArrayProxy.read_to` (:meth:`ArrayProxy.read` resolves its destination
+first; the protocol's reads, :meth:`ArrayProxy.read_scaled_into` and :meth:`ArrayProxy.to_device` are
+spelled through it): the caller says where the memory lives (the host or a GPU, and optionally its own
+``out``), and that one method picks the sink and makes the read's decisions once. The bytes then go
+through one loop, :mod:`gpuimg.io.pipeline` (source of raw bytes → chunks → sink).
 """
 
 from __future__ import annotations

@@ -117,11 +117,15 @@ def test_bgzf_device_read_through_nvcomp(tmp_path, calls, double):
     _once(calls, device=True)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("where", ["cpu", "cuda"])
-def test_loader_reads(tmp_path, where, request):
+def test_loader_reads(tmp_path, where, kind, request):
     if where == "cuda":
         request.getfixturevalue("double")
-    paths = [write_scaled(str(tmp_path / f"v{k}.nii")) for k in range(3)]
+    paths = []
+    for k in range(3):
+        (tmp_path / str(k)).mkdir()
+        paths.append(write_scaled(str(tmp_path / str(k) / kind)))
     loader = Loader(paths, 3, device=where, num_threads=1)
     calls = request.getfixturevalue("calls")  # counted from here: the reads, not the set-up
     (batch,) = list(loader)

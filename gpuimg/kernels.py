@@ -144,8 +144,10 @@ def scale_flat_into(raw: np.ndarray, plan: ScalePlan, out: np.ndarray) -> bool:
     if not all(a.flags.f_contiguous if order == "F" else a.flags.c_contiguous for a in (raw, out)):
         return False
     steps = _dtype_steps(raw.dtype, plan, out.dtype)
-    kernel = compiled_kernel("scale_flat") if steps is not None else None
-    if kernel is None or steps is None:
+    if steps is None:
+        return False
+    kernel = compiled_kernel("scale_flat")
+    if kernel is None:
         return False
     work = steps[0]
     slope = work.type(1 if plan.slope is None else plan.slope)

@@ -26,8 +26,7 @@ import numpy as np
 
 from gpuimg import device as device_seam
 from gpuimg.io.wholegzip import decode_whole
-from gpuimg.kernels import scale_flat_into
-from gpuimg.scaling import equivalent_narrow_plan, scale_into, scale_transposed_into
+from gpuimg.scaling import scale_into, scale_transposed_into
 
 __all__ = ["BatchSpec", "DeviceFiller", "HostFiller", "read_whole_gzip_into"]
 
@@ -97,11 +96,10 @@ def read_whole_gzip_into(proxy: Any, out: np.ndarray, dtype: Any, *, slicer: tup
     raw = np.frombuffer(data, proxy.dtype, count, proxy.offset).reshape(proxy.shape, order="F")
     raw = raw[slicer]
     plan = proxy.scale_plan(dtype)
-    if not scale_flat_into(raw, equivalent_narrow_plan(plan), out):
-        if raw.flags.f_contiguous and out.flags.f_contiguous:
-            scale_into(raw, plan, out, threads=1)
-        else:
-            scale_transposed_into(raw, plan, out)
+    if raw.flags.f_contiguous and out.flags.f_contiguous:
+        scale_into(raw, plan, out, threads=1)  # one compiled pass when numba takes the plan
+    else:
+        scale_transposed_into(raw, plan, out)
     return True
 
 

@@ -163,3 +163,19 @@ def test_read_whole_gzip_into_declines_what_it_does_not_read(tmp_path):
     out = np.zeros(SHAPE, np.float32)
     assert not read_whole_gzip_into(plain, out, np.float32)
     assert not out.any()
+
+
+def test_files_read_another_way_are_not_read_whole_first(tmp_path, monkeypatch):
+    plain = _save(tmp_path / "plain.nii")
+    multi = _save(tmp_path / "multi.nii.gz")
+    _multi_member(Path(multi))
+    bgzf = tmp_path / "bgzf.nii.gz"
+    gpuimg.save(gpuimg.load(plain), str(bgzf), bgzf=True)
+    whole_reads = []
+    monkeypatch.setattr(wholegzip, "_buffer", lambda length: whole_reads.append(length))
+    size = 352 + 2 * int(np.prod(SHAPE))
+    # BGZF (read block by block) and a trailer that disagrees (several members): the header and the
+    # trailer decide before the whole file is read into the buffer.
+    assert wholegzip.decode_whole(bgzf, size) is None
+    assert wholegzip.decode_whole(multi, size) is None
+    assert whole_reads == []

@@ -56,17 +56,19 @@ def decode_whole(path: str | os.PathLike[str], size: int) -> bytearray | None:
     if size <= 0:
         return None
     with open(path, "rb", buffering=0) as file:
-        length = os.fstat(file.fileno()).st_size
+        descriptor = file.fileno()
+        length = os.fstat(descriptor).st_size
         if length < _MIN_MEMBER or size > length * MAX_DEFLATE_RATIO:
+            return None
+        # The header and the trailer first: a file read another way is not read whole for nothing.
+        head = os.pread(descriptor, _HEAD_BYTES, 0)
+        if not head.startswith(_GZIP_MAGIC) or is_bgzf_header(head):
+            return None
+        if int.from_bytes(os.pread(descriptor, 4, length - 4), "little") != size % 2**32:
             return None
         compressed = _buffer(length)
         if file.readinto(compressed) != length:
             return None  # the file shrank under us: the ordinary reader reports it
-    head = bytes(compressed[:_HEAD_BYTES])
-    if not head.startswith(_GZIP_MAGIC) or is_bgzf_header(head):
-        return None
-    if int.from_bytes(compressed[length - 4 :], "little") != size % 2**32:
-        return None
     try:
         data = deflate.gzip_decompress(compressed, size)
     except deflate.DeflateError:

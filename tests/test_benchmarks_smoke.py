@@ -110,9 +110,9 @@ def test_gpu_and_loader_sections(quick: tuple[dict, str, Path]) -> None:
         for entry in loader["loaders"].values():
             _assert_times(entry["epoch"])
             assert entry["volumes_per_s"] > 0
-        # Every loader and floor ran, or is named as missing; every ratio of two that ran is there.
+        # Every loader and floor row ran, or is named as missing; every ratio of two that ran is there.
         names = set(loader["loaders"]) | set(loader["missing"])
-        assert len(names) == 7 and not set(loader["loaders"]) & set(loader["missing"])
+        assert len(names) == 9 and not set(loader["loaders"]) & set(loader["missing"])
         if not loader["missing"]:
             assert len(loader["ratios"]) == 7
         for ratio in loader["ratios"].values():
@@ -144,3 +144,13 @@ def test_hotspots_profiles_each_row(quick: tuple[dict, str, Path]) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("### ") == 6
     assert "| own ms | cumulative ms | calls | function |" in proc.stdout
+
+
+def test_a_decoders_floor_is_its_faster_row() -> None:
+    """The loader's ratios are taken against the faster of a decoder's two floor rows."""
+    from benchmarks import loader
+
+    handed, freed = loader.FLOOR_ROWS[loader.LIBDEFLATE_FLOOR]
+    rates = loader._rates({handed: {"volumes_per_s": 100.0}, freed: {"volumes_per_s": 180.0}})
+    assert rates[loader.LIBDEFLATE_FLOOR] == 180.0
+    assert loader.ISAL_FLOOR not in rates  # no row of it ran

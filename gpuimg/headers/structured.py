@@ -135,7 +135,12 @@ class StructuredHeader:
 
     @classmethod
     def from_fileobj(
-        cls: type[H], fileobj: IO[bytes], check: bool = True, *, filename: str | None = None
+        cls: type[H],
+        fileobj: IO[bytes],
+        endianness: str | None = None,
+        check: bool = True,
+        *,
+        filename: str | None = None,
     ) -> H:
         """Read a header from the current position of `fileobj`.
 
@@ -143,6 +148,8 @@ class StructuredHeader:
         ----------
         fileobj : file-like
             Open for binary reading.
+        endianness : {None, '<', '>', other endian code} str, optional
+            Byte order of the block; None (default) guesses it from the block, as nibabel does.
         check : bool, optional
             Check the header as a file's header (see :meth:`check`).
         filename : str, optional
@@ -159,7 +166,7 @@ class StructuredHeader:
             raise WrapStructError(
                 f"{source}: truncated header: read {len(block)} bytes, expected {size}"
             )
-        hdr = cls(block, check=False)
+        hdr = cls(block, endianness, check=False)
         if check:
             hdr.check(source)
         hdr._read_after_header(fileobj, source)

@@ -262,3 +262,21 @@ def test_report_message_and_equality():
     assert report.message == "problem; fixed"
     assert report == Report(HeaderDataError, 30, "problem", "fixed")
     assert report != Report(HeaderDataError, 20, "problem", "fixed")
+
+
+@pytest.mark.parametrize("pair", ALL_PAIRS, ids=str)
+def test_from_fileobj_takes_nibabels_arguments(pair: Pair) -> None:
+    """``from_fileobj(fileobj, endianness, check)`` positionally and by keyword, as nibabel's."""
+    theirs = pair.theirs(endianness=">")
+    theirs.set_data_shape((2, 3, 4))
+    block = theirs.binaryblock + bytes(4)
+    for endianness in (None, ">"):
+        ours = pair.ours.from_fileobj(io.BytesIO(block), endianness, False)
+        nib_hdr = pair.theirs.from_fileobj(io.BytesIO(block), endianness, False)
+        assert ours.endianness == nib_hdr.endianness == ">"
+        assert ours.binaryblock == nib_hdr.binaryblock
+    # An explicit byte order is taken as given, even against the block's own, as by nibabel.
+    ours = pair.ours.from_fileobj(io.BytesIO(block), endianness="<", check=False)
+    nib_hdr = pair.theirs.from_fileobj(io.BytesIO(block), endianness="<", check=False)
+    assert ours.endianness == nib_hdr.endianness == "<"
+    assert ours.binaryblock == nib_hdr.binaryblock

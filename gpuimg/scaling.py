@@ -19,7 +19,7 @@ import math
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, SupportsFloat
 
 import numpy as np
 
@@ -88,8 +88,8 @@ def _scaled_int_ftype(raw_dtype: np.dtype, slope: float, inter: float, start: np
 
 def plan_scaling(
     raw_dtype: np.dtype,
-    slope: float | None,
-    inter: float | None,
+    slope: SupportsFloat | None,
+    inter: SupportsFloat | None,
     dtype: np.dtype | None = None,
     *,
     factor_dtype: np.dtype | None = None,
@@ -100,7 +100,7 @@ def plan_scaling(
     ----------
     raw_dtype : numpy.dtype
         On-disk dtype (byte order kept: an unscaled read with ``dtype=None`` keeps it, as nibabel does).
-    slope, inter : float or None
+    slope, inter : float, 0-d array or None
         Scale factors as the header returns them; None means 1.0 and 0.0.
     dtype : numpy.dtype or None
         Requested result dtype (``np.asanyarray(proxy, dtype)``); None gives nibabel's natural dtype.

@@ -321,7 +321,7 @@ class AnalyzeHeader(HeaderDataIO, StructuredHeader):
         """Set the byte offset of the data in the data file."""
         self._structarr["vox_offset"] = offset
 
-    def get_slope_inter(self) -> tuple[float | None, float | None]:
+    def get_slope_inter(self) -> tuple[float | np.ndarray | None, float | None]:
         """Return ``(None, None)``: Analyze data are not scaled."""
         return None, None
 

@@ -60,9 +60,13 @@ class SpmAnalyzeHeader(analyze.AnalyzeHeader):
         arr["scl_slope"] = 1
         return arr
 
-    def get_slope_inter(self) -> tuple[float | None, float | None]:
-        """Return ``(slope, None)``, or ``(None, None)`` when the slope is 0 or not finite."""
-        slope = float(self._structarr["scl_slope"])
+    def get_slope_inter(self) -> tuple[float | np.ndarray | None, float | None]:
+        """Return ``(slope, None)``, or ``(None, None)`` when the slope is 0 or not finite.
+
+        As nibabel's, the slope is the header's 0-d ``scl_slope`` array (float32 in the header's
+        byte order; a copy here), not a Python float, so ``slope * data`` keeps float32.
+        """
+        slope = self._structarr["scl_slope"].copy()
         if slope == 0 or not np.isfinite(slope):
             return None, None
         return slope, None

@@ -280,3 +280,25 @@ def test_from_fileobj_takes_nibabels_arguments(pair: Pair) -> None:
     nib_hdr = pair.theirs.from_fileobj(io.BytesIO(block), endianness="<", check=False)
     assert ours.endianness == nib_hdr.endianness == "<"
     assert ours.binaryblock == nib_hdr.binaryblock
+
+
+@pytest.mark.parametrize("endianness", ["<", ">"])
+def test_spm99_slope_is_nibabels_0d_float32(endianness: str) -> None:
+    """SPM99's get_slope_inter gives the header's 0-d float32 slope, as nibabel (so ``slope * data``
+    stays float32), and None for a slope of 0, NaN or inf."""
+    from gpuimg.headers import Spm99AnalyzeHeader
+
+    ours, theirs = (
+        Spm99AnalyzeHeader(endianness=endianness),
+        nib.Spm99AnalyzeHeader(endianness=endianness),
+    )
+    for value in (2.5, 0.0, np.nan, np.inf):
+        ours["scl_slope"] = theirs["scl_slope"] = value
+        got, expected = ours.get_slope_inter(), theirs.get_slope_inter()
+        if expected[0] is None:
+            assert got == expected
+            continue
+        assert got[1] is None and isinstance(got[0], np.ndarray) and got[0].shape == ()
+        assert got[0].dtype == expected[0].dtype and got[0] == expected[0]
+        data = np.arange(4, dtype=np.int16)
+        assert (got[0] * data).dtype == (expected[0] * data).dtype == np.float32

@@ -45,12 +45,13 @@ from gpuimg.funcs import as_closest_canonical, concat_images, four_to_three, squ
 from gpuimg.headers.analyze import AnalyzeHeader
 from gpuimg.headers.nifti1 import Nifti1Header, Nifti1PairHeader
 from gpuimg.headers.nifti2 import Nifti2Header, Nifti2PairHeader
+from gpuimg.headers.spm import Spm2AnalyzeHeader, Spm99AnalyzeHeader
 from gpuimg.images.dataobj import DataobjImage
 from gpuimg.images.filebased import FileBasedImage
 from gpuimg.images.spatial import SpatialImage
 from gpuimg.loader import Loader
 from gpuimg.loadsave import load, save
-from gpuimg.orientations import aff2axcodes, io_orientation
+from gpuimg.orientations import OrientationError, aff2axcodes, apply_orientation, io_orientation
 from gpuimg.torch import to_torch
 
 __version__ = "0.1.0"
@@ -79,14 +80,18 @@ __all__ = [
     "Nifti2Image",
     "Nifti2Pair",
     "Nifti2PairHeader",
+    "OrientationError",
     "ScalingError",
     "SpatialImage",
+    "Spm2AnalyzeHeader",
     "Spm2AnalyzeImage",
+    "Spm99AnalyzeHeader",
     "Spm99AnalyzeImage",
     "TruncatedDataError",
     "WriterError",
     "__version__",
     "aff2axcodes",
+    "apply_orientation",
     "affines",
     "analyze",
     "as_closest_canonical",

@@ -23,6 +23,25 @@ def test_public_names_resolve():
         assert getattr(gpuimg, name) is not None, name
 
 
+def test_nibabels_top_level_header_and_orientation_names_are_there():
+    """``import gpuimg as nib`` finds the headers and orientation helpers nibabel exports at its top."""
+    for name in (
+        "AnalyzeHeader",
+        "Spm99AnalyzeHeader",
+        "Spm2AnalyzeHeader",
+        "Nifti1Header",
+        "Nifti2Header",
+        "OrientationError",
+        "aff2axcodes",
+        "apply_orientation",
+        "io_orientation",
+        "as_closest_canonical",
+    ):
+        assert name in gpuimg.__all__, name
+    assert issubclass(gpuimg.Spm2AnalyzeHeader, gpuimg.Spm99AnalyzeHeader)
+    assert issubclass(gpuimg.Spm99AnalyzeHeader, gpuimg.AnalyzeHeader)
+
+
 def test_sample_is_shipped_and_loads():
     img = gpuimg.load(gpuimg.data.sample_path())
     assert img.shape == (40, 48, 36, 6)

@@ -37,6 +37,7 @@ from typing import TypeVar
 from gpuimg.config import settings
 from gpuimg.io.openers import open_image_file
 from gpuimg.io.positioned import WritableFile
+from gpuimg.io.writeback import EarlyWriteback
 
 __all__ = ["AtomicFiles"]
 
@@ -48,17 +49,25 @@ _FD_LINKS = "/proc/self/fd"
 
 
 class _TemporaryFile(io.FileIO):
-    """The raw file a save writes to; its write errors name the target, not the temporary file."""
+    """The raw file a save writes to; its write errors name the target, not the temporary file.
 
-    def __init__(self, fd: int, target: str) -> None:
+    A file that will be ``fsync``-ed (``durable``) has its writeback started as it is written
+    (:class:`~gpuimg.io.writeback.EarlyWriteback`), so the ``fsync`` finds most of it on its way.
+    """
+
+    def __init__(self, fd: int, target: str, *, durable: bool) -> None:
         super().__init__(fd, "wb", closefd=True)
         self.target = target
+        self.early = EarlyWriteback(fd) if durable else None
 
     def write(self, data) -> int:
         try:
-            return super().write(data)
+            written = super().write(data)
         except OSError as error:
             raise save_error(self.target, error) from error
+        if self.early is not None and written:
+            self.early.wrote(written)
+        return written
 
 
 def save_error(target: str, error: OSError) -> OSError:
@@ -78,7 +87,7 @@ class _Pending:
         self.path = os.path.abspath(target)
         self.folder = os.path.dirname(self.path)
         self.temporary = temporary  # None: an unnamed (O_TMPFILE) file
-        self.raw = _TemporaryFile(fd, target)  # owns the descriptor from here
+        self.raw = _TemporaryFile(fd, target, durable=settings.fsync)  # owns the descriptor now
         try:
             self.buffered = io.BufferedWriter(self.raw, _WRITE_BUFFER)
             self.writer = open_image_file(

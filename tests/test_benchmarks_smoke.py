@@ -12,7 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nibabel
 import pytest
+
+from benchmarks import cases
+from benchmarks.volumes import QUICK, VolumeStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,3 +158,27 @@ def test_a_decoders_floor_is_its_faster_row() -> None:
     rates = loader._rates({handed: {"volumes_per_s": 100.0}, freed: {"volumes_per_s": 180.0}})
     assert rates[loader.LIBDEFLATE_FLOOR] == 180.0
     assert loader.ISAL_FLOOR not in rates  # no row of it ran
+
+
+def test_saves_command_times_the_save_rows(quick: tuple[dict, str, Path]) -> None:
+    _, _, tmp = quick
+    out = tmp / "saves.json"
+    proc = _run("benchmarks.saves", "--quick", "--data-dir", tmp / "data", "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text(encoding="utf-8"))["rows"]
+    assert [row["key"] for row in rows] == [key for key in ROW_KEYS if key.startswith("t1_save")]
+    for row in rows:
+        assert f"| {row['label']} |" in proc.stdout
+        for lib in LIBS:
+            _assert_times(row["times"][lib])
+
+
+def test_each_save_runs_on_a_drained_disk(tmp_path, monkeypatch) -> None:
+    """The untimed setup of every save row ends with os.sync(), after the image is built."""
+    events: list[str] = []
+    monkeypatch.setattr(cases.os, "sync", lambda: events.append("sync"))
+    monkeypatch.setattr(cases, "_image_to_save", lambda *args: events.append("image"))
+    for case in cases.save_cases(QUICK, VolumeStore(tmp_path)):
+        events.clear()
+        case.setup(nibabel)
+        assert events == ["image", "sync"], case.key

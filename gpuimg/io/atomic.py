@@ -12,8 +12,10 @@ old file or the new one, never a mix (the promise SQLite and git make).
   that hidden name from the start, and a process killed with ``kill -9`` mid-save leaves it behind.
 * A new file gets ``0o666 & ~umask``, as ``open()`` gives; a replaced file keeps its permission bits
   and, where the process may set them, its owner and group.
-* ``gpuimg.config.settings.fsync = False`` skips both ``fsync`` calls for scratch output (see
-  ``docs/performance.md`` for what they cost).
+* While a durable save writes, the writeback of its bytes is started every few MiB
+  (:mod:`gpuimg.io.writeback`), so the ``fsync`` finds most of them on the device already.
+* ``gpuimg.config.settings.fsync = False`` skips both ``fsync`` calls and the early writeback for
+  scratch output (see ``docs/performance.md`` for what they cost).
 
 >>> import os, tempfile
 >>> with tempfile.TemporaryDirectory() as folder:

@@ -31,9 +31,11 @@ At most ``prefetch`` batches are read ahead while the caller holds one, so memor
 ``prefetch + 1`` batches. With ``reuse=True`` a batch lives in a recycled buffer: it stays valid
 until the next batch is asked for (in this epoch or the next); copy it to keep it. Host batch
 buffers and the worker threads serve one epoch after another, so later epochs neither start
-threads nor fault in fresh memory. Breaking out of the loop, an exception, :meth:`Loader.close`,
-garbage collection of the iterator or of the loader stops and joins every worker thread (a later
-epoch starts new ones); pinned host buffers used for GPU copies all go back to the pool.
+threads nor fault in fresh memory, and a ``.nii.gz`` file whose header is unchanged since the last
+epoch is not parsed again (:class:`gpuimg.loader_fill.KnownHeaders`). Breaking out of the loop, an
+exception, :meth:`Loader.close`, garbage collection of the iterator or of the loader stops and joins
+every worker thread (a later epoch starts new ones); pinned host buffers used for GPU copies all go
+back to the pool.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ import numpy as np
 from gpuimg import device as device_seam
 from gpuimg.config import reset_after_fork, settings
 from gpuimg.errors import GpuimgError
-from gpuimg.loader_fill import BatchSpec, DeviceFiller, HostFiller
+from gpuimg.loader_fill import BatchSpec, DeviceFiller, HostFiller, KnownHeaders
 from gpuimg.loadsave import load
 
 __all__ = ["Loader", "crop_or_pad", "sample_order"]
@@ -262,6 +264,7 @@ class Loader:
         self._workers = _Workers()
         # Host batch buffers kept from one epoch to the next (only with reuse=True).
         self._spare_buffers: list[np.ndarray] = []
+        self._known = KnownHeaders()
         weakref.finalize(self, self._workers.stop)
 
     # -- sizes and epochs ---------------------------------------------------------------------------
@@ -317,7 +320,9 @@ class Loader:
             self.batch_size, self.shape, self.dtype, self.order, self.transform, self._device_id
         )
         filler = (
-            HostFiller(spec, self._spare_buffers) if spec.device is None else DeviceFiller(spec)
+            HostFiller(spec, self._spare_buffers, self._known)
+            if spec.device is None
+            else DeviceFiller(spec)
         )
         epoch = _run_epoch(self, filler, batches)
         self._active.add(epoch)
@@ -470,9 +475,7 @@ def _fill_slot(
     if stopping.is_set():
         return
     try:
-        proxy = load(path).dataobj
-        slicers = loader._slicers(path, tuple(proxy.shape))
-        filler.fill(proxy, slicers, buffer, slot, path)
+        filler.fill(path, buffer, slot, loader._slicers)
     except Exception as exc:
         if path in str(exc):
             raise

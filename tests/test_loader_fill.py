@@ -14,7 +14,7 @@ from gpuimg.arrayproxy import ArrayProxy
 from gpuimg.io import wholegzip
 from gpuimg.io.containers import MAX_DEFLATE_RATIO
 from gpuimg.loader import Loader
-from gpuimg.loader_fill import read_whole_gzip_into
+from gpuimg.loader_fill import WholeGzip
 
 SHAPE = (9, 7, 5)
 
@@ -153,16 +153,15 @@ def test_a_trailer_that_disagrees_is_not_trusted(tmp_path, monkeypatch):
     assert decoded == [size]
 
 
-def test_read_whole_gzip_into_declines_what_it_does_not_read(tmp_path):
+def test_whole_gzip_declines_what_it_does_not_read(tmp_path):
     path = _save(tmp_path / "v.nii.gz")
-    proxy = gpuimg.load(path).dataobj
+    known = WholeGzip.read(gpuimg.load(path).dataobj, np.float32)
+    assert known is not None
+    whole, data = known
     out = np.zeros(SHAPE, np.float32)
-    assert read_whole_gzip_into(proxy, out, np.float32)
+    whole.scale_into(data, out)
     assert out.tobytes() == _expected(path).tobytes()
-    plain = gpuimg.load(_save(tmp_path / "v.nii")).dataobj
-    out = np.zeros(SHAPE, np.float32)
-    assert not read_whole_gzip_into(plain, out, np.float32)
-    assert not out.any()
+    assert WholeGzip.read(gpuimg.load(_save(tmp_path / "v.nii")).dataobj, np.float32) is None
 
 
 def test_files_read_another_way_are_not_read_whole_first(tmp_path, monkeypatch):
@@ -179,3 +178,78 @@ def test_files_read_another_way_are_not_read_whole_first(tmp_path, monkeypatch):
     assert wholegzip.decode_whole(bgzf, size) is None
     assert wholegzip.decode_whole(multi, size) is None
     assert whole_reads == []
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """The files ``gpuimg.load`` parses, in order (the loader's workers included)."""
+    parsed = []
+    sniffed = gpuimg.loadsave._sniffed
+
+    def counted(name, *args, **kwargs):
+        parsed.append(Path(name).name)
+        return sniffed(name, *args, **kwargs)
+
+    monkeypatch.setattr(gpuimg.loadsave, "_sniffed", counted)
+    return parsed
+
+
+def _epoch(loader: Loader, paths: list[str]) -> None:
+    """Read one epoch of ``loader`` (one batch of ``paths``) and check its values against nibabel."""
+    (batch,) = [np.array(batch) for batch in loader]
+    for got, path in zip(batch, paths, strict=True):
+        assert got.tobytes() == _expected(path).tobytes()
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_unchanged_headers_are_parsed_once(tmp_path, loads, order):
+    paths = [_save(tmp_path / f"v{i}.nii.gz", slope=1.25, inter=-8.0) for i in range(3)]
+    loader = Loader(paths, 3, order=order, num_threads=2)
+    loads.clear()  # the constructor's load of the first file, for the shape
+    _epoch(loader, paths)
+    assert sorted(loads) == ["v0.nii.gz", "v1.nii.gz", "v2.nii.gz"]
+    _epoch(loader, paths)
+    _epoch(loader, paths)
+    assert len(loads) == 3
+
+
+def test_a_changed_file_is_loaded_again(tmp_path, loads):
+    names = ["data", "slope", "shape", "bgzf", "gone"]
+    paths = [_save(tmp_path / f"{name}.nii.gz", slope=2.0, inter=1.0) for name in names]
+    loader = Loader(paths[:4], 4, shape=SHAPE)
+    _epoch(loader, paths[:4])
+    loads.clear()
+    # The same header bytes with other values: decoded afresh, not parsed again.
+    raw = bytearray(gzip.decompress(Path(paths[0]).read_bytes()))
+    raw[352:] = bytes(reversed(raw[352:]))
+    Path(paths[0]).write_bytes(gzip.compress(bytes(raw)))
+    _save(Path(paths[1]), slope=0.5, inter=3.0)  # other scale factors, same size
+    img = nib.Nifti1Image(np.ones((9, 7, 6), np.int16), np.eye(4))  # another shape: cropped
+    nib.save(img, paths[2])
+    gpuimg.save(gpuimg.load(paths[3]), paths[3], bgzf=True)  # read block by block now
+    loads.clear()
+    (batch,) = [np.array(batch) for batch in loader]
+    assert sorted(loads) == ["bgzf.nii.gz", "shape.nii.gz", "slope.nii.gz"]
+    for got, path in zip(batch, paths[:4], strict=True):
+        assert got.tobytes() == _expected(path).tobytes()
+    # A file that went away is reported by the load, naming it, as in the first epoch.
+    loader = Loader(paths[4:], 1)
+    _epoch(loader, paths[4:])
+    Path(paths[4]).unlink()
+    with pytest.raises(FileNotFoundError, match=r"gone\.nii\.gz"):
+        list(loader)
+
+
+def test_pairs_are_loaded_every_epoch(tmp_path, loads):
+    # A pair's header is in its .hdr: decoding the .img.gz whole says nothing of it.
+    path = str(tmp_path / "pair.img.gz")
+    data = np.arange(np.prod(SHAPE), dtype=np.int16).reshape(SHAPE)
+    nib.save(nib.Nifti1Pair(data, np.eye(4)), path)
+    loader = Loader([path], 1)
+    _epoch(loader, [path])
+    img = nib.load(path)
+    img.header.set_slope_inter(3.0, 1.0)
+    nib.save(nib.Nifti1Pair(data, np.eye(4), img.header), path)
+    loads.clear()
+    _epoch(loader, [path])
+    assert loads == ["pair.img.gz"]

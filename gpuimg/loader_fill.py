@@ -137,7 +137,9 @@ class KnownHeaders:
     of the file. When a file decodes to the same size with the same bytes there as when it was last
     loaded, loading it again would give the same proxy, so the loader scales the new data with what
     it kept of that proxy (a :class:`WholeGzip`) and does not load the file. A file that changed,
-    shrank, went away or no longer decodes is loaded again, and the load's errors name it.
+    shrank, went away or no longer decodes is loaded again, and the load's errors name it. What the
+    load warns or logs of a file's header (a fixed field, an odd extension) comes once, with the
+    epoch that parses it.
 
     Memory: one entry per file, its header bytes (352 for a NIfTI-1 file without extensions) and a
     :class:`WholeGzip`: 1.2 KiB per file measured with ``tracemalloc``. The worker threads read and

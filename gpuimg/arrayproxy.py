@@ -32,7 +32,7 @@ from gpuimg.io.datablock import DataBlock
 from gpuimg.io.handles import FileHandle
 from gpuimg.io.pipeline import RawSink, byte_view, run
 from gpuimg.io.slicing import ReadPlan, canonical_slicer, plan_read, selected_shape
-from gpuimg.scaling import ScalePlan, apply_scaling, plan_scaling
+from gpuimg.scaling import ScalePlan, apply_scaling, plan_scaling, scale_factor
 
 _MMAP_MODES: dict[bool | str, Literal["c", "r"] | None] = {
     True: "c",
@@ -115,8 +115,8 @@ class ArrayProxy:
         self._shape = tuple(int(n) for n in shape)[:: -1 if self._order == "C" else 1]
         self._dtype = np.dtype(dtype)
         self._offset = int(offset)
-        self._slope = 1.0 if slope is None else float(slope)
-        self._inter = 0.0 if inter is None else float(inter)
+        self._slope = scale_factor(slope, 1.0)
+        self._inter = scale_factor(inter, 0.0)
         if isinstance(file_like, FileHandle):
             self._handle = file_like
             self._keep_file_open = file_like.keep_file_open
@@ -167,12 +167,12 @@ class ArrayProxy:
         return self._offset
 
     @property
-    def slope(self) -> float:
+    def slope(self) -> float | np.floating:
         """Scale factor applied on read (1.0 when unscaled)."""
         return self._slope
 
     @property
-    def inter(self) -> float:
+    def inter(self) -> float | np.floating:
         """Intercept added on read (0.0 when unscaled)."""
         return self._inter
 
@@ -203,7 +203,9 @@ class ArrayProxy:
     # -- reads --------------------------------------------------------------------------------------
     def scale_plan(self, dtype=None) -> ScalePlan:
         """The :class:`~gpuimg.scaling.ScalePlan` of a read returning ``dtype`` (None: natural dtype)."""
-        return plan_scaling(self._dtype, self._slope, self._inter, dtype)
+        # A numpy float32 slope (an SPM99 header's field) makes nibabel scale in float32: keep it.
+        factor_dtype = self._slope.dtype if isinstance(self._slope, np.floating) else None
+        return plan_scaling(self._dtype, self._slope, self._inter, dtype, factor_dtype=factor_dtype)
 
     def read_plan(self, slicer=()) -> ReadPlan:
         """Which bytes a read of ``slicer`` needs (see :func:`gpuimg.io.slicing.plan_read`)."""

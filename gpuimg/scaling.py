@@ -19,7 +19,7 @@ import math
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any, Literal, SupportsFloat
+from typing import Any, Literal, SupportsFloat, cast
 
 import numpy as np
 
@@ -86,6 +86,16 @@ def _scaled_int_ftype(raw_dtype: np.dtype, slope: float, inter: float, start: np
     )
 
 
+def scale_factor(value: Any, default: float) -> float | np.floating:
+    """A slope or intercept as a header gives it: a numpy float keeps its type (nibabel then scales in
+    it, as for an SPM99 slope), anything else becomes a float; None becomes ``default``."""
+    if value is None:
+        return default
+    if isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind == "f":
+        return cast(np.floating, value.dtype.type(value))
+    return float(value)
+
+
 def plan_scaling(
     raw_dtype: np.dtype,
     slope: SupportsFloat | None,
@@ -137,7 +147,9 @@ def plan_scaling(
             factor_dtype = requested
         if raw_dtype.kind in "iu":
             start = factor_dtype if factor_dtype.kind == "f" else np.dtype(np.float64)
-            work = _scaled_int_ftype(raw_dtype, slope, inter, start)
+            # nibabel multiplies the integers by factors of that type: numpy promotes the two
+            # (int32 data with an SPM99 float32 slope are scaled in float64).
+            work = np.promote_types(raw_dtype, _scaled_int_ftype(raw_dtype, slope, inter, start))
         else:
             work = np.promote_types(raw_dtype, factor_dtype)
     casts: list[np.dtype] = []

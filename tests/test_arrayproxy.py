@@ -342,6 +342,55 @@ def test_overlapped_reads_in_order_and_never_holds_more_than_its_slots(helpers, 
     assert held == set()
 
 
+def run_independent(helpers: int, slots: int, read_s: float, put_s: float, fail_at: int = -1):
+    """Run 40 independent chunks; ``(reading threads, putting threads, most chunks held)``."""
+    lock = threading.Lock()
+    readers, putters, held, most = [], [], set(), [0]
+
+    def read(index):
+        if index == fail_at:
+            raise OSError(f"chunk {index} unreadable")
+        with lock:
+            held.add(index)
+            most[0] = max(most[0], len(held))
+            readers.append(threading.get_ident())
+        time.sleep(read_s)
+        return np.array([index])
+
+    def put_chunk(index, raw):
+        time.sleep(put_s)
+        with lock:
+            assert raw[0] == index
+            held.remove(index)
+            putters.append((index, threading.get_ident()))
+
+    with gpuimg.config.configure(threads=1 + helpers):
+        Overlapped(read, put_chunk, 40, slots, independent=True).run(helpers)
+    assert sorted(index for index, _ in putters) == list(range(40))
+    assert held == set()
+    return set(readers), [thread for _, thread in putters], most[0]
+
+
+def test_overlapped_independent_chunks_are_put_by_the_caller_while_it_keeps_up():
+    """Reads on both threads at once; the helper puts at most the last chunk (a tie at the end)."""
+    readers, putters, most = run_independent(1, 4, read_s=0.002, put_s=0)
+    caller = threading.get_ident()
+    assert len(readers) == 2
+    assert sum(thread != caller for thread in putters) <= 1
+    assert most <= 4
+
+
+def test_overlapped_independent_helpers_put_when_the_caller_falls_behind():
+    readers, putters, most = run_independent(3, 6, read_s=0.0002, put_s=0.002)
+    assert len(set(putters)) > 1
+    assert most <= 6
+
+
+def test_overlapped_independent_read_errors_reach_the_caller():
+    with pytest.raises(OSError, match="chunk 7 unreadable"):
+        run_independent(2, 5, read_s=0.0005, put_s=0, fail_at=7)
+
+
 @pytest.mark.parametrize("order", ["F", "C"])
 def test_order_reads_either_layout(tmp_path, order):
     data = np.arange(120, dtype="<i2").reshape(2, 3, 4, 5)

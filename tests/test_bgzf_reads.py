@@ -14,6 +14,7 @@ import pytest
 import gpuimg
 from gpuimg import config
 from gpuimg.errors import TruncatedDataError
+from gpuimg.hostread import ScaleSink
 from gpuimg.io.bgzf import BLOCK_DATA_SIZE, BgzfReader, BgzfWriter, is_bgzf_file
 from gpuimg.loader import Loader
 from tests.oracle import nib
@@ -119,6 +120,36 @@ def test_whole_reads_decode_every_block_once_on_several_threads(paths, decoded, 
     with config.configure(threads=1):
         gpuimg.load(paths["bgzf"]).dataobj.get_unscaled()
     assert len({thread for _, thread in decoded}) == 1
+
+
+def test_whole_scaled_reads_write_the_result_on_the_calling_thread(
+    tmp_path, decoded, threads_meet, monkeypatch
+):
+    """The helper decodes; the calling thread scales into the fresh result (all but, at most, the
+    last chunk, when both finish at once), so the helper faults none of its pages."""
+    path = tmp_path / "eight_chunks.nii.gz"
+    data = np.random.default_rng(4).integers(-300, 900, (128, 128, 64, 4), dtype=np.int16)
+    img = gpuimg.Nifti1Image(data, np.eye(4))
+    img.header.set_slope_inter(0.5, 3.0)
+    gpuimg.save(img, path, bgzf=True)
+    putters: list[int] = []
+    put = ScaleSink.put
+
+    def spy(self, start, raw):
+        putters.append(threading.get_ident())
+        put(self, start, raw)
+
+    monkeypatch.setattr(ScaleSink, "put", spy)
+    with config.configure(threads=2):
+        loaded = gpuimg.load(path)
+        decoded.clear()
+        threads_meet.set()
+        got = loaded.get_fdata(dtype=np.float32)
+        threads_meet.clear()
+    assert len({thread for _, thread in decoded}) == 2
+    assert len(putters) >= 8
+    assert sum(thread != threading.get_ident() for thread in putters) <= 1
+    np.testing.assert_array_equal(got, data.astype(np.float32) * 0.5 + 3.0, strict=True)
 
 
 @pytest.mark.parametrize("scaled", [True, False], ids=["scaled", "raw"])

@@ -12,8 +12,10 @@ or uploaded through the pinned pool and scaled on the GPU into a device array
   read in order.
 
 :func:`run` picks the loop from the two: random-access chunks shared by the threads when the sink may
-be fed from several threads; a sequential read overlapped with the sink's work (:class:`Overlapped`)
-when the sink has work to overlap; else chunks in order on the calling thread.
+be fed from several threads (for a source that decodes its chunks and a sink with work of its own,
+helpers decode and the calling thread does the sink's work while it keeps up, see
+:class:`Overlapped`); a sequential read overlapped with the sink's work (:class:`Overlapped`) when the
+sink has work to overlap; else chunks in order on the calling thread.
 """
 
 from __future__ import annotations
@@ -103,7 +105,10 @@ def run(source: Source, sink: Sink) -> None:
     chunk_bounds = getattr(source, "chunk_bounds", None)
     if sink.parallel and chunk_bounds is not None:
         bounds = chunk_bounds(settings.pipeline_chunk_bytes, sink.itemsize)
-        parallel_for_each(lambda number: _move(source, sink, *bounds[number]), len(bounds))
+        if sink.overlap and getattr(source, "decodes", False):
+            _overlapped(source, sink, bounds, independent=True)
+        else:
+            parallel_for_each(lambda number: _move(source, sink, *bounds[number]), len(bounds))
         return
     if sink.overlap:
         _overlapped(
@@ -120,9 +125,14 @@ def _move(source: Source, sink: Sink, start: int, stop: int) -> None:
         sink.put(start, target)
 
 
-def _overlapped(source: Source, sink: Sink, bounds: list[tuple[int, int]]) -> None:
-    """A sequential read: one thread reads at a time while chunks already read go to the sink."""
-    with claim_helpers(1) as helpers, ExitStack() as lent:
+def _overlapped(
+    source: Source, sink: Sink, bounds: list[tuple[int, int]], *, independent: bool = False
+) -> None:
+    """Chunks read while chunks already read go to the sink: a sequential read (one thread reads at a
+    time, one helper), or ``independent`` chunks (read on every thread, helpers as the budget grants;
+    see :class:`Overlapped`)."""
+    wanted = settings.threads - 1 if independent else 1
+    with claim_helpers(wanted) as helpers, ExitStack() as lent:
 
         def read(index: int) -> tuple[np.ndarray, ExitStack]:
             start, stop = bounds[index]
@@ -138,6 +148,11 @@ def _overlapped(source: Source, sink: Sink, bounds: list[tuple[int, int]]) -> No
             with chunk:
                 sink.put(bounds[index][0], target)
 
+        if independent:  # one chunk being read per thread, and pipeline_slots read ones waiting
+            Overlapped(
+                read, put, len(bounds), helpers + 1 + settings.pipeline_slots, independent=True
+            ).run(helpers)
+            return
         slots = settings.pipeline_slots if helpers else 1
         Overlapped(read, put, len(bounds), slots).run(helpers)
 
@@ -173,13 +188,21 @@ def fixed_chunks(nbytes: int, chunk_bytes: int, itemsize: int) -> list[tuple[int
 
 
 class Overlapped:
-    """Chunks of one sequential stream: read in order, one thread at a time; put by any thread.
+    """Chunks read by one thread at a time (a stream), or by all (independent chunks), and put.
 
-    Every thread (the caller and its helpers) loops: read the next chunk if no one is reading and a
-    slot is free (the stream is the bottleneck, so reading comes first), else put a chunk that is
-    ready, else wait. While decompression is slow, one thread reads and the other scales; where it
-    is fast (runs of zeros), chunks pile up in the slots and both threads put them, so neither core
-    idles and no backlog is left for the end.
+    Sequential (the default): every thread (the caller and its helpers) loops: read the next chunk
+    if no one is reading and a slot is free (the stream is the bottleneck, so reading comes first),
+    else put a chunk that is ready, else wait. While decompression is slow, one thread reads and the
+    other scales; where it is fast (runs of zeros), chunks pile up in the slots and both threads put
+    them, so neither core idles and no backlog is left for the end.
+
+    ``independent``: the chunks can be read at once (BGZF blocks), and reading them (decoding) is
+    most of the work. The calling thread puts every ready chunk first and reads only when none is
+    ready; helpers read, and put only when no slot is free and more than one chunk waits (the
+    caller falls behind), and stop when nothing is left to read. With a few threads, the caller
+    alone writes the result: on a 2-vCPU VM a helper's first write to a
+    fresh 2 MiB page of the result took 6-7 ms, against a fraction of a millisecond for the caller
+    (measured, ``docs/performance.md``, BGZF section); with many, helpers share the puts.
 
     Parameters
     ----------
@@ -190,34 +213,43 @@ class Overlapped:
     count : int
         Number of chunks.
     slots : int
-        How many chunks can be read and not yet put.
+        How many chunks can be being read or read and not yet put.
+    independent : bool, keyword only
+        The chunks are independent (see above).
     """
 
     def __init__(
-        self, read: Callable[[int], Any], put: Callable[[int, Any], None], count: int, slots: int
+        self,
+        read: Callable[[int], Any],
+        put: Callable[[int, Any], None],
+        count: int,
+        slots: int,
+        *,
+        independent: bool = False,
     ) -> None:
         self._read, self._put, self._count = read, put, count
         self._free_slots = slots
         self._ready: list[tuple[int, Any]] = []
         self._next_read = 0
         self._done = 0
-        self._reading = False
+        self._readers = 0
+        self._independent = independent
         self._error: BaseException | None = None
         self._changed = threading.Condition()
 
     def run(self, helpers: int) -> None:
         """Work on this thread and ``helpers`` pool threads until every chunk is put (or one fails)."""
-        jobs = [executor().submit(self._work) for _ in range(helpers)]
+        jobs = [executor().submit(self._work, False) for _ in range(helpers)]
         try:
-            self._work()
+            self._work(True)
         finally:
             for job in jobs:
                 job.result()
         if self._error is not None:
             raise self._error
 
-    def _work(self) -> None:
-        while (task := self._next_task()) is not None:
+    def _work(self, caller: bool) -> None:
+        while (task := self._next_task(caller)) is not None:
             try:
                 task()
             except BaseException as error:  # raised again by run() on the calling thread
@@ -230,7 +262,7 @@ class Overlapped:
         raw = self._read(index)
         with self._changed:
             self._ready.append((index, raw))
-            self._reading = False
+            self._readers -= 1
             self._changed.notify_all()
 
     def _put_ready(self, index: int, raw: Any) -> None:
@@ -240,18 +272,26 @@ class Overlapped:
             self._done += 1
             self._changed.notify_all()
 
-    def _next_task(self) -> Callable[[], None] | None:
+    def _next_task(self, caller: bool) -> Callable[[], None] | None:
+        puts_first = caller and self._independent
         with self._changed:
             while True:
                 if self._error is not None or self._done == self._count:
                     return None
-                if not self._reading and self._free_slots and self._next_read < self._count:
-                    self._reading = True
+                if puts_first and self._ready:
+                    return functools.partial(self._put_ready, *self._ready.pop(0))
+                may_read = self._independent or not self._readers
+                if may_read and self._free_slots and self._next_read < self._count:
+                    self._readers += 1
                     self._free_slots -= 1
                     self._next_read += 1
                     return functools.partial(self._read_next, self._next_read - 1)
-                if self._ready:
+                # A helper of independent chunks puts only what the caller is not about to take.
+                backlog = 1 if self._independent and not caller else 0
+                if len(self._ready) > backlog:
                     return functools.partial(self._put_ready, *self._ready.pop(0))
+                if backlog and self._next_read == self._count:
+                    return None  # nothing left to read: the caller puts the rest
                 self._changed.wait()
 
 
@@ -332,7 +372,12 @@ class PreadSource(PlannedSource):
 
 
 class BgzfSource(PlannedSource):
-    """A BGZF file's whole data block: each chunk decodes its own blocks (thread-safe, GIL released)."""
+    """A BGZF file's whole data block: each chunk decodes its own blocks (thread-safe, GIL released).
+
+    ``decodes``: reading a chunk is most of a read's work (see :func:`run`).
+    """
+
+    decodes = True
 
     def __init__(self, reader: BgzfReader, offset: int, plan: ReadPlan, dtype: np.dtype) -> None:
         super().__init__(plan, dtype)

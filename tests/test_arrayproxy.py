@@ -371,16 +371,39 @@ def run_independent(helpers: int, slots: int, read_s: float, put_s: float, fail_
     return set(readers), [thread for _, thread in putters], most[0]
 
 
-def test_overlapped_independent_chunks_are_put_by_the_caller_while_it_keeps_up():
-    """Reads on both threads at once; the helper puts at most the last chunk (a tie at the end)."""
-    readers, putters, most = run_independent(1, 4, read_s=0.002, put_s=0)
-    caller = threading.get_ident()
-    assert len(readers) == 2
-    assert sum(thread != caller for thread in putters) <= 1
-    assert most <= 4
+@pytest.mark.parametrize(("helpers", "slots"), [(0, 3), (1, 4), (3, 6)])
+def test_overlapped_independent_chunks_are_read_at_once_and_each_put_once(helpers, slots):
+    readers, putters, most = run_independent(helpers, slots, read_s=0.001, put_s=0.0005)
+    assert len(putters) == 40
+    assert most <= slots
+    if helpers:
+        assert len(readers) > 1
 
 
-def test_overlapped_independent_helpers_put_when_the_caller_falls_behind():
+def next_task_kind(chunks: Overlapped, *, caller: bool) -> str | None:
+    """What ``chunks`` gives a thread to do next: 'read', 'put' or None (stop)."""
+    task = chunks._next_task(caller)
+    return None if task is None else {"_read_next": "read", "_put_ready": "put"}[task.func.__name__]
+
+
+def test_overlapped_independent_caller_puts_first_helpers_read_first():
+    """The calling thread puts what is ready before reading; a helper reads while a slot is free,
+    puts only when none is and more than one chunk waits, and stops when nothing is left to read."""
+    chunks = Overlapped(lambda index: index, lambda index, raw: None, 6, 3, independent=True)
+    assert next_task_kind(chunks, caller=True) == "read"  # nothing ready: chunk 0
+    assert next_task_kind(chunks, caller=False) == "read"  # chunk 1
+    chunks._ready = [(0, 0)]
+    assert next_task_kind(chunks, caller=False) == "read"  # chunk 2: a slot was free
+    assert next_task_kind(chunks, caller=True) == "put"  # chunk 0, ready, before reading
+    chunks._ready = [(1, 1), (2, 2)]
+    assert next_task_kind(chunks, caller=False) == "put"  # no free slot, two waiting
+    chunks._next_read = 6
+    chunks._ready = [(3, 3)]
+    assert next_task_kind(chunks, caller=False) is None  # the caller takes the last ones
+    assert next_task_kind(chunks, caller=True) == "put"
+
+
+def test_overlapped_helpers_put_when_the_caller_falls_behind():
     readers, putters, most = run_independent(3, 6, read_s=0.0002, put_s=0.002)
     assert len(set(putters)) > 1
     assert most <= 6

@@ -125,8 +125,9 @@ def test_whole_reads_decode_every_block_once_on_several_threads(paths, decoded, 
 def test_whole_scaled_reads_write_the_result_on_the_calling_thread(
     tmp_path, decoded, threads_meet, monkeypatch
 ):
-    """The helper decodes; the calling thread scales into the fresh result (all but, at most, the
-    last chunk, when both finish at once), so the helper faults none of its pages."""
+    """The helper decodes; the calling thread scales into the fresh result, so the helper faults
+    (next to) none of its pages: it puts a chunk only when the caller falls behind (a loaded
+    machine) or both finish at once at the end. Interleaved, as before, it put about half."""
     path = tmp_path / "eight_chunks.nii.gz"
     data = np.random.default_rng(4).integers(-300, 900, (128, 128, 64, 4), dtype=np.int16)
     img = gpuimg.Nifti1Image(data, np.eye(4))
@@ -148,7 +149,7 @@ def test_whole_scaled_reads_write_the_result_on_the_calling_thread(
         threads_meet.clear()
     assert len({thread for _, thread in decoded}) == 2
     assert len(putters) >= 8
-    assert sum(thread != threading.get_ident() for thread in putters) <= 1
+    assert sum(thread != threading.get_ident() for thread in putters) <= 2
     np.testing.assert_array_equal(got, data.astype(np.float32) * 0.5 + 3.0, strict=True)
 
 

@@ -38,6 +38,9 @@ _BC_ONLY = (6, _BC, 2)  # XLEN, SI1 SI2, SLEN of that layout
 #: Compressed bytes read at once while walking headers: one ``pread`` covers several blocks (about
 #: 15 kB each for a T1), where reading each header and trailer on its own took four.
 _WALK_WINDOW = 1 << 17
+#: The most data a BGZF block holds (SAM/BAM specification §4.1): a larger ISIZE is a broken or
+#: hostile file, whose sizes must not be trusted for the result's allocation.
+MAX_BLOCK_DATA = 1 << 16
 
 
 class Block(NamedTuple):
@@ -212,6 +215,11 @@ class BgzfIndex:
                     f"ends {total - start} bytes after its start"
                 )
             crc, isize = TRAILER.unpack_from(window, at)
+            if isize > MAX_BLOCK_DATA:
+                raise CompressedStreamError(
+                    f"{self._where(name, start)}: ISIZE is {isize}, expected at most "
+                    f"{MAX_BLOCK_DATA} (a BGZF block's data)"
+                )
             blocks.append(Block(payload_start, payload_stop, data_end, data_end + isize, crc))
             data_end += isize
             ends.append(data_end)

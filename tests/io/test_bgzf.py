@@ -345,6 +345,7 @@ def test_every_block_read_is_checked(tmp_path, truth):
         ("plain-member", "BGZF block 1 .*header is 1f8b0800, expected a gzip member with an extra"),
         ("other-extra", "BGZF block 1 .*no 'BC' subfield"),
         ("bsize", "BGZF block 1 .*BSIZE is 5, expected at least"),
+        ("huge-isize", "BGZF block 1 .*ISIZE is 2147483648, expected at most 65536"),
     ],
 )
 def test_broken_block_headers_raise_naming_file_and_block(tmp_path, truth, damage, message):
@@ -360,6 +361,8 @@ def test_broken_block_headers_raise_naming_file_and_block(tmp_path, truth, damag
         path.write_bytes(raw[:first] + gzip.compress(b"abc"))
     elif damage == "other-extra":
         corrupt(path, first + 12, b"AP")
+    elif damage == "huge-isize":  # a hostile size: the walk must not trust it for an allocation
+        corrupt(path, first + len(blocks_of(raw)[1]) - 4, struct.pack("<I", 1 << 31))
     else:
         corrupt(path, first + 16, struct.pack("<H", 5))
     with BgzfReader(path, name="given.nii.gz") as reader:

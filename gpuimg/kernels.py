@@ -3,8 +3,9 @@
 gpuimg has no compiled core of its own. When `numba <https://numba.pydata.org>`_ is installed
 (``pip install "gpuimg[fast]"``), scaling a Fortran-ordered volume into a C-ordered one (the
 default layout of :class:`gpuimg.Loader` batches) runs in a kernel compiled on first use: each plane
-of the volume is read once in its own order, converted into a scratch tile that stays in cache, and
-written from there in the destination's order. numpy has no blocked transposition, so without numba
+of the volume is read once in its own order, eight rows at a time, converted and interleaved into a
+scratch block that stays in cache, and written from there in the destination's order. numpy has no
+blocked transposition, so without numba
 the same pass is made of numpy calls on cache-sized tiles (:func:`gpuimg.transpose.convert_between_orders`),
 with the same values: the kernel does nibabel's arithmetic in the same dtypes, one rounding per step,
 and takes only the plans where that is so (:func:`scale_reversed_into` says False otherwise).
@@ -33,8 +34,11 @@ if TYPE_CHECKING:
 
 __all__ = ["compiled_kernel", "kernel_steps", "scale_flat_into", "scale_reversed_into"]
 
-#: Bytes of the scratch tile: whole planes of a 256x256 float32 volume, inside a core's L2.
+#: Bytes of the scratch blocks: whole planes of a 256x256 float32 volume, inside a core's L2.
 TILE_BYTES = 256 * 1024
+
+#: Rows of a plane the transposing kernel interleaves at once: one 256-bit vector of float32.
+LANES = 8
 
 
 def scale_reversed_into(
@@ -73,10 +77,11 @@ def scale_reversed_into(
     slope = work.type(1 if plan.slope is None else plan.slope)
     inter = work.type(0 if plan.inter is None else plan.inter)
     width = raw.shape[0]
-    rows = max(1, min(raw.shape[2], TILE_BYTES // (width * work.itemsize)))
+    block_bytes = LANES * width * work.itemsize
+    blocks = max(1, min(-(-raw.shape[2] // LANES), TILE_BYTES // block_bytes))
     scale, shift = plan.slope is not None, plan.inter is not None
-    with default_pool.borrow(rows * width * work.itemsize) as scratch:
-        tile = scratch.view(work).reshape(rows, width)
+    with default_pool.borrow(blocks * block_bytes) as scratch:
+        tile = scratch.view(work).reshape(blocks, LANES * width)
         kernel(raw.T, out, slope, inter, scale, shift, tile, start, stop)
     return True
 
@@ -183,30 +188,63 @@ def compiled_kernel(name: str = "reverse_planes") -> Callable[..., None] | None:
 def _reverse_planes(src: Any, dst: Any, slope, inter, scale, shift, tile, start, stop) -> None:
     """``dst[x, y, z] = (tile dtype(src[z, y, x]) * slope + inter)`` for ``start <= y < stop``.
 
-    ``src`` is the source seen in its memory order (last axis fastest). For each plane ``y``, rows
-    of ``src`` are converted into ``tile`` (read contiguously), then written from it along the
-    output's rows (written contiguously); the multiply and add are separate roundings, as numpy's.
+    ``src`` is the source seen in its memory order (last axis fastest); ``tile`` holds blocks of
+    ``LANES`` (8) rows of a plane, one block per row of ``tile``. For each plane ``y``, eight rows of
+    ``src`` at a time are read contiguously and interleaved into a block (``block[8 * x + j]`` is row
+    ``j``'s value ``x``): with the eight rows written out as separate arrays, the compiler vectorises
+    this loop as an 8x8 transposition in registers. The multiply and add then run over the block, as
+    separate roundings, as numpy's. Last, each row ``x`` of the output plane is written contiguously,
+    eight values of a block at a time. A last block of fewer than eight rows repeats its last row.
     """
     depth, _, width = src.shape
-    rows = tile.shape[0]
+    rows = tile.shape[0] * 8
     for y in range(start, stop):
         for first in range(0, depth, rows):
             count = min(rows, depth - first)
-            for k in range(count):
-                row = src[first + k, y]
-                line = tile[k]
+            last = first + count - 1
+            for b in range(-(-count // 8)):
+                block = tile[b]
+                k = first + 8 * b
+                r0, r1, r2, r3 = (
+                    src[k, y],
+                    src[min(k + 1, last), y],
+                    src[min(k + 2, last), y],
+                    src[min(k + 3, last), y],
+                )
+                r4, r5, r6, r7 = (
+                    src[min(k + 4, last), y],
+                    src[min(k + 5, last), y],
+                    src[min(k + 6, last), y],
+                    src[min(k + 7, last), y],
+                )
                 for x in range(width):
-                    line[x] = row[x]
+                    block[8 * x] = r0[x]
+                    block[8 * x + 1] = r1[x]
+                    block[8 * x + 2] = r2[x]
+                    block[8 * x + 3] = r3[x]
+                    block[8 * x + 4] = r4[x]
+                    block[8 * x + 5] = r5[x]
+                    block[8 * x + 6] = r6[x]
+                    block[8 * x + 7] = r7[x]
                 if scale:
-                    for x in range(width):
-                        line[x] = line[x] * slope
+                    for i in range(8 * width):
+                        block[i] = block[i] * slope
                 if shift:
-                    for x in range(width):
-                        line[x] = line[x] + inter
+                    for i in range(8 * width):
+                        block[i] = block[i] + inter
+            whole = count // 8
             for x in range(width):
-                target = dst[x, y]
-                for k in range(count):
-                    target[first + k] = tile[k, x]
+                target = dst[x, y, first:]
+                for b in range(whole):
+                    # Loaded before any store, so the compiler may move them as one vector.
+                    lane = tile[b, 8 * x :]
+                    v0, v1, v2, v3 = lane[0], lane[1], lane[2], lane[3]
+                    v4, v5, v6, v7 = lane[4], lane[5], lane[6], lane[7]
+                    k = 8 * b
+                    target[k], target[k + 1], target[k + 2], target[k + 3] = v0, v1, v2, v3
+                    target[k + 4], target[k + 5], target[k + 6], target[k + 7] = v4, v5, v6, v7
+                for k in range(8 * whole, count):
+                    target[k] = tile[whole, 8 * x + k - 8 * whole]
 
 
 def _scale_flat(src: Any, dst: Any, slope, inter, scale, shift, cell) -> None:

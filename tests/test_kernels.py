@@ -87,6 +87,19 @@ def test_unscaled_natural_dtype_crops_pads_and_shares(raw_dtype, monkeypatch):
     _same_bits(got, expected)
 
 
+@pytest.mark.parametrize("tile_bytes", [1, 2 * 8 * 13 * 4, kernels.TILE_BYTES])
+@pytest.mark.parametrize("depth", [1, 7, 8, 9, 16, 29])
+def test_kernel_blocks_of_eight_rows_and_chunks_of_a_plane(depth, tile_bytes, monkeypatch):
+    """Depths under, at and past a block of 8 rows; planes in chunks of 1 block, 2, or whole."""
+    raw = _raw("i2", (13, 5, depth))
+    plan = plan_scaling(raw.dtype, 1.25, -8.0, np.float32)
+    expected = _numpy_path(raw, plan, np.empty(raw.shape, np.float32), monkeypatch)
+    monkeypatch.setattr(kernels, "TILE_BYTES", tile_bytes)
+    got = np.empty(raw.shape, np.float32)
+    assert kernels.scale_reversed_into(raw, plan, got)
+    _same_bits(got, expected)
+
+
 def test_scale_into_threads_use_the_kernel_alike(monkeypatch):
     raw = _raw("i2", (128, 96, 96))  # above the size that threads share
     plan = plan_scaling(raw.dtype, 0.1, 3.3, np.float32)

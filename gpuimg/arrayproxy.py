@@ -203,9 +203,7 @@ class ArrayProxy:
     # -- reads --------------------------------------------------------------------------------------
     def scale_plan(self, dtype=None) -> ScalePlan:
         """The :class:`~gpuimg.scaling.ScalePlan` of a read returning ``dtype`` (None: natural dtype)."""
-        # A numpy float32 slope (an SPM99 header's field) makes nibabel scale in float32: keep it.
-        factor_dtype = self._slope.dtype if isinstance(self._slope, np.floating) else None
-        return plan_scaling(self._dtype, self._slope, self._inter, dtype, factor_dtype=factor_dtype)
+        return plan_scaling(self._dtype, self._slope, self._inter, dtype)
 
     def read_plan(self, slicer=()) -> ReadPlan:
         """Which bytes a read of ``slicer`` needs (see :func:`gpuimg.io.slicing.plan_read`)."""

@@ -101,8 +101,6 @@ def plan_scaling(
     slope: SupportsFloat | None,
     inter: SupportsFloat | None,
     dtype: np.dtype | None = None,
-    *,
-    factor_dtype: np.dtype | None = None,
 ) -> ScalePlan:
     """Resolve nibabel's dtype steps for reading ``raw_dtype`` data scaled by ``slope``/``inter``.
 
@@ -111,13 +109,12 @@ def plan_scaling(
     raw_dtype : numpy.dtype
         On-disk dtype (byte order kept: an unscaled read with ``dtype=None`` keeps it, as nibabel does).
     slope, inter : float, 0-d array or None
-        Scale factors as the header returns them; None means 1.0 and 0.0.
+        Scale factors as the header returns them; None means 1.0 and 0.0. A numpy float slope (an
+        SPM99 header's float32 field, as nibabel returns it) gives the factors' type, as in nibabel;
+        any other slope, float64. Integer data are scaled in that type, or the first wider float type
+        the scaled range fits in.
     dtype : numpy.dtype or None
         Requested result dtype (``np.asanyarray(proxy, dtype)``); None gives nibabel's natural dtype.
-    factor_dtype : numpy.dtype or None, keyword only
-        The float type of the factors as the header gives them (float32 for SPM99 headers, whose
-        slope nibabel returns as the raw header field); None: float64. Integer data are scaled in it,
-        or the first wider float type the scaled range fits in.
 
     Returns
     -------
@@ -130,7 +127,9 @@ def plan_scaling(
     (dtype('float64'), dtype('float32'))
     """
     raw_dtype = np.dtype(raw_dtype)
-    slope = 1.0 if slope is None else float(slope)
+    given = scale_factor(slope, 1.0)
+    factor_dtype = given.dtype if isinstance(given, np.floating) else np.dtype(np.float64)
+    slope = float(given)
     inter = 0.0 if inter is None else float(inter)
     requested = None if dtype is None else np.dtype(dtype)
     if math.isnan(slope) or math.isnan(inter) or math.isinf(slope) or math.isinf(inter):
@@ -142,7 +141,6 @@ def plan_scaling(
     if (slope, inter) != (1.0, 0.0):
         if raw_dtype.fields is not None:
             raise HeaderDataError(f"cannot scale structured data {raw_dtype} by {slope}, {inter}")
-        factor_dtype = np.dtype(np.float64 if factor_dtype is None else factor_dtype)
         if requested is not None and np.can_cast(factor_dtype, requested):
             factor_dtype = requested
         if raw_dtype.kind in "iu":

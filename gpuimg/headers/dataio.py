@@ -19,11 +19,6 @@ from gpuimg.scaling import apply_scaling, plan_scaling
 class HeaderDataIO:
     """Data-block methods over a header with shape, dtype, offset and scale factors."""
 
-    #: The float type nibabel's header gives its scale factors in: float64 (Python floats), but
-    #: float32 for SPM99, whose slope nibabel returns as the header field; integer data read by
-    #: :meth:`data_from_fileobj` are scaled in it (or wider, where the scaled range needs it).
-    factor_dtype: ClassVar[np.dtype] = np.dtype(np.float64)
-
     if TYPE_CHECKING:  # provided by the header class this is mixed into
         has_data_slope: ClassVar[bool]
         has_data_intercept: ClassVar[bool]
@@ -54,10 +49,10 @@ class HeaderDataIO:
 
     def data_from_fileobj(self, fileobj: BinaryIO) -> np.ndarray:
         """The data read from ``fileobj``, scaled by the header's slope and intercept (nibabel's
-        ``apply_read_scaling``: see :attr:`factor_dtype`)."""
+        ``apply_read_scaling``, in the type of the factors as :meth:`get_slope_inter` gives them)."""
         raw = self.raw_data_from_fileobj(fileobj)
         slope, inter = self.get_slope_inter()
-        plan = plan_scaling(raw.dtype, slope, inter, factor_dtype=self.factor_dtype)
+        plan = plan_scaling(raw.dtype, slope, inter)
         return apply_scaling(raw, plan)
 
     def data_to_fileobj(self, data, fileobj: BinaryIO, rescale: bool = True) -> None:

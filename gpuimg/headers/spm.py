@@ -50,7 +50,6 @@ class SpmAnalyzeHeader(analyze.AnalyzeHeader):
 
     template_dtype = spm99_header_dtype
     has_data_slope = True
-    factor_dtype = np.dtype(np.float32)  # nibabel's SPM99 slope is the float32 header field
     check_battery = checks.SPM
 
     @classmethod
@@ -142,7 +141,6 @@ class Spm2AnalyzeHeader(SpmAnalyzeHeader):
     """
 
     template_dtype = spm2_header_dtype
-    factor_dtype = np.dtype(np.float64)  # SPM2's factors are Python floats, also in nibabel
 
     def get_slope_inter(self) -> tuple[float | None, float | None]:
         """Return slope and intercept by SPM2's ``spm_vol_ana.m`` rules.
